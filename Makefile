@@ -1,0 +1,46 @@
+# bayesmix: `make demo` and `make test` are the two entry points; both
+# bootstrap .venv on first use with a Python >= 3.12 (scripts/find-python.sh).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export MPLBACKEND := Agg
+
+.PHONY: demo test lint typecheck pytest notebooks docs venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+		interp=$$(scripts/find-python.sh) || exit 1; \
+		echo "creating $(VENV) with $$interp"; \
+		"$$interp" -m venv $(VENV) || exit 1; \
+	fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m bayesmix.cli demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bayesmix tests benchmarks
+	$(VENV)/bin/ruff format --check bayesmix tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy bayesmix
+
+pytest: $(STAMP)
+	$(PY) -m pytest -n 2 --durations=15
+
+notebooks: $(STAMP)
+	BAYESMIX_FAST=1 $(PY) scripts/run-notebooks.py notebooks
+
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -b html docs docs/_build/html
+
+test: lint typecheck pytest notebooks
+	BAYESMIX_FAST=1 $(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) docs/_build .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,26 @@
+"""bayesmix: Bayesian hierarchical and finite mixture models on PyMC.
+
+>>> import bayesmix as bx
+>>> model = bx.mixed("Reaction ~ Days + (Days | Subject)", bx.datasets.load("sleepstudy"))
+"""
+
+from . import datasets
+from .api import HierarchicalModel, hierarchical, mixed
+from .results.diagnostics import Diagnostics
+from .results.fit import Fit
+from .spec import priors
+from .spec.data import DroppedRowsWarning
+from .spec.formula import FormulaError
+
+__all__ = [
+    "Diagnostics",
+    "DroppedRowsWarning",
+    "Fit",
+    "FormulaError",
+    "HierarchicalModel",
+    "datasets",
+    "hierarchical",
+    "mixed",
+    "priors",
+]
+__version__ = "0.1.0"

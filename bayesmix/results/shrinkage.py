@@ -1,0 +1,71 @@
+"""Shrinkage per group: no pooling, complete pooling and the partially pooled posterior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..spec.terms import Design, GroupFactor
+
+__all__ = ["shrinkage_table"]
+
+
+def _ols(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares; NaN when the columns are not identified in this group."""
+    if X.shape[0] < X.shape[1] or np.linalg.matrix_rank(X) < X.shape[1]:
+        return np.full(X.shape[1], np.nan)
+    return np.linalg.lstsq(X, y, rcond=None)[0]
+
+
+def shrinkage_table(posterior: xr.Dataset, design: Design, factor: GroupFactor, prob: float = 0.95) -> pd.DataFrame:
+    """Per level and term: n, no-pooling, complete-pooling and partial-pooling estimates.
+
+    Notes
+    -----
+    Let :math:`Z` be the factor's term columns and :math:`r = y - X_o \\hat\\beta_o` the response
+    less the posterior-mean contribution of the fixed effects *not* among the factor's terms.
+    The no-pooling estimate of level :math:`j` is the least-squares fit of :math:`r` on
+    :math:`Z` within level :math:`j`; complete pooling is the same fit on all rows. The
+    partially pooled estimate is the posterior of the level's coefficient: the fixed effect
+    of the term (when the model has one) plus the level's random effect. The shrinkage
+    factor is :math:`(\\hat b^{np}_j - \\bar b^{pp}_j) / (\\hat b^{np}_j - \\hat b^{cp})`:
+    0 for no pooling, 1 for complete pooling. Other grouping factors are ignored in the
+    no- and complete-pooling fits.
+    """
+    terms = list(factor.terms)
+    beta = posterior["beta"] if "beta" in posterior else None
+    others = [n for n in design.fixed_names if n not in terms]
+    r = design.y.copy()
+    if beta is not None and others:
+        idx = [design.fixed_names.index(n) for n in others]
+        r -= design.X[:, idx] @ beta.sel(coef=others).mean(("chain", "draw")).values
+    Z = factor.values
+    complete = _ols(Z, r)
+    re = posterior[f"re_{factor.name}"]
+    rows = []
+    alpha = (1 - prob) / 2
+    for j, level in enumerate(factor.levels):
+        mask = factor.index == j
+        no_pool = _ols(Z[mask], r[mask])
+        for k, term in enumerate(terms):
+            coef = re.sel({factor.name: level, f"{factor.name}__term": term})
+            if beta is not None and term in design.fixed_names:
+                coef = coef + beta.sel(coef=term)
+            draws = coef.values.ravel()
+            mean = float(draws.mean())
+            denom = no_pool[k] - complete[k]
+            rows.append(
+                {
+                    "level": level,
+                    "term": term,
+                    "n": int(mask.sum()),
+                    "no_pooling": no_pool[k],
+                    "complete_pooling": complete[k],
+                    "partial_pooling": mean,
+                    "lower": float(np.quantile(draws, alpha)),
+                    "upper": float(np.quantile(draws, 1 - alpha)),
+                    "shrinkage": (no_pool[k] - mean) / denom if denom != 0 else np.nan,
+                }
+            )
+    return pd.DataFrame(rows).set_index(["level", "term"])

@@ -1,0 +1,122 @@
+"""Checks on the user's data, run before anything is compiled.
+
+Nothing is dropped silently: with ``missing="drop"`` the dropped rows are
+counted, warned about and returned so that the result can record them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .formula import ParsedFormula
+from .terms import Design
+
+__all__ = ["DroppedRowsWarning", "check_design", "select_rows"]
+
+
+class DroppedRowsWarning(UserWarning):
+    """Rows with missing or non-finite values were dropped (``missing="drop"``)."""
+
+
+def _labels(index: pd.Index, limit: int = 5) -> str:
+    shown = ", ".join(repr(v) for v in index[:limit].tolist())
+    return shown + (", ..." if len(index) > limit else "")
+
+
+def select_rows(parsed: ParsedFormula, data: pd.DataFrame, missing: str) -> tuple[pd.DataFrame, pd.Index]:
+    """Check the columns a formula needs and handle missing values.
+
+    Parameters
+    ----------
+    parsed
+        The parsed formula.
+    data
+        The user's data frame.
+    missing
+        ``"error"`` (default) raises on NaN/inf; ``"drop"`` drops those rows with a warning.
+
+    Returns
+    -------
+    (data, dropped)
+        The rows to use and the index labels of the rows dropped.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if missing not in ("error", "drop"):
+        raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
+    if len(data) == 0:
+        raise ValueError("data has no rows")
+    needed = sorted(parsed.variables)
+    absent = [c for c in needed if c not in data.columns]
+    if absent:
+        raise ValueError(
+            f"the formula {parsed.text!r} uses column(s) {absent} that are not in the data; "
+            f"columns present: {list(map(str, data.columns))}"
+        )
+    response = data[parsed.response]
+    if not (pd.api.types.is_numeric_dtype(response) and not pd.api.types.is_bool_dtype(response)):
+        raise TypeError(
+            f"the response {parsed.response!r} must be numeric, but its dtype is {response.dtype}; "
+            "convert it (e.g. with pd.to_numeric) or choose another column"
+        )
+    bad = pd.Series(False, index=data.index)
+    problems = []
+    for col in needed:
+        values = data[col]
+        flag = values.isna()
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            flag = flag | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if flag.any():
+            problems.append(f"{col!r}: {int(flag.sum())} rows (first labels {_labels(data.index[flag])})")
+            bad |= flag
+    if not bad.any():
+        return data, data.index[:0]
+    what = "; ".join(problems)
+    if missing == "error":
+        raise ValueError(
+            f"missing or non-finite values in {what}. Fix or remove them, or pass missing='drop' "
+            "to drop these rows (they are then counted and recorded on the result)"
+        )
+    dropped = data.index[bad]
+    warnings.warn(
+        f"dropped {len(dropped)} of {len(data)} rows with missing or non-finite values ({what}); "
+        "their labels are recorded in fit.dropped",
+        DroppedRowsWarning,
+        stacklevel=3,
+    )
+    kept = data.loc[~bad]
+    if len(kept) == 0:
+        raise ValueError("every row has a missing or non-finite value; nothing is left to fit")
+    return kept, dropped
+
+
+def check_design(design: Design) -> None:
+    """Reject designs that cannot identify their random effects.
+
+    A grouping factor needs two or more levels, and a random slope must vary
+    within at least one group (otherwise it is confounded with the random intercept).
+    """
+    for factor in design.factors:
+        if factor.n_levels < 2:
+            raise ValueError(
+                f"the grouping factor {factor.name!r} has a single level ({factor.levels[0]!r}); "
+                "a random effect needs two or more groups: remove the term or check the column"
+            )
+        for k, term in enumerate(factor.terms):
+            column = factor.values[:, k]
+            if np.ptp(column) == 0:
+                continue  # intercept-like column
+            sums = np.bincount(factor.index, weights=column, minlength=factor.n_levels)
+            squares = np.bincount(factor.index, weights=column**2, minlength=factor.n_levels)
+            counts = np.maximum(factor.counts, 1)
+            within = squares - sums**2 / counts
+            scale = max(float(np.abs(column).max()) ** 2, 1e-300)
+            if np.all(within <= 1e-10 * scale * counts):
+                raise ValueError(
+                    f"the random slope {term!r} is constant within every level of {factor.name!r}, so "
+                    f"its group-level variation cannot be told apart from that of the intercept; "
+                    f"drop '{term}' from the ({term} | {factor.name}) term"
+                )

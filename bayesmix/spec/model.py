@@ -1,0 +1,177 @@
+"""The model specification: what the user asked for, checked and completed with defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .data import check_design, select_rows
+from .families import get_family
+from .formula import evaluate, parse
+from .priors import LKJ, Cauchy, Exponential, Flat, HalfNormal, Normal, Prior, StudentT
+from .terms import Design
+
+__all__ = ["ModelSpec", "default_priors", "specify"]
+
+Kind = Literal["hierarchical", "mixed"]
+_REAL_PRIORS = (Normal, StudentT, Cauchy, Flat)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSpec:
+    """Everything needed to rebuild a model from its data.
+
+    Attributes
+    ----------
+    formula, family, kind
+        As given; ``kind="mixed"`` means flat priors on the fixed effects.
+    priors
+        Prior of every parameter (public names), defaults included.
+    user_priors
+        The names whose prior the user chose.
+    missing
+        The missing-data policy, ``"error"`` or ``"drop"``.
+    dropped
+        Index labels of rows dropped under ``missing="drop"``.
+    centered
+        Grouping factors given the centered parametrization.
+    """
+
+    formula: str
+    family: str
+    kind: Kind
+    priors: Mapping[str, Prior]
+    user_priors: frozenset[str] = frozenset()
+    missing: str = "error"
+    dropped: tuple[object, ...] = ()
+    centered: frozenset[str] = field(default_factory=frozenset)
+
+    def prior_table(self) -> pd.DataFrame:
+        """One row per parameter: its prior and whether it is a default."""
+        return pd.DataFrame(
+            {
+                "prior": [p.describe() for p in self.priors.values()],
+                "source": ["user" if k in self.user_priors else "default" for k in self.priors],
+            },
+            index=pd.Index(list(self.priors), name="parameter"),
+        )
+
+
+def _scale(values: np.ndarray) -> float:
+    sd = float(np.std(values))
+    return sd if sd > 0 else 1.0
+
+
+def default_priors(design: Design, *, flat_fixed: bool) -> dict[str, Prior]:
+    """Weakly informative priors scaled to the data.
+
+    Notes
+    -----
+    With :math:`s_y` the response SD and :math:`s_j`, :math:`m_j` the SD and mean of
+    fixed-effect column :math:`j` (intercept excluded):
+
+    * slope :math:`\\beta_j \\sim N(0, 2.5 s_y / s_j)`;
+    * intercept :math:`\\sim N(\\bar y, 2.5 s_y \\sqrt{1 + \\sum_j (m_j / s_j)^2})`: the
+      intercept is :math:`\\bar y - \\sum_j \\beta_j m_j`, so its scale carries the
+      slopes' uncertainty through the predictors' means;
+    * ``sd(x|g)`` :math:`\\sim` HalfNormal(:math:`s_y / s_x`), with :math:`s_x = 1` for the intercept;
+    * correlations: LKJ(2), mildly favouring zero;
+    * ``sigma`` :math:`\\sim` Exponential(:math:`1 / s_y`).
+
+    ``flat_fixed=True`` (``bx.mixed``) gives every fixed effect a flat prior.
+    """
+    y = design.y
+    sy = _scale(y)
+    priors: dict[str, Prior] = {}
+    slopes = [j for j, name in enumerate(design.fixed_names) if np.ptp(design.X[:, j]) > 0]
+    ratio = sum((float(np.mean(design.X[:, j])) / _scale(design.X[:, j])) ** 2 for j in slopes)
+    for j, name in enumerate(design.fixed_names):
+        if flat_fixed:
+            priors[name] = Flat()
+        elif j in slopes:
+            priors[name] = Normal(0.0, 2.5 * sy / _scale(design.X[:, j]))
+        else:
+            priors[name] = Normal(float(np.mean(y)), 2.5 * sy * float(np.sqrt(1.0 + ratio)))
+    for factor in design.factors:
+        for k, term in enumerate(factor.terms):
+            column = factor.values[:, k]
+            sx = _scale(column) if np.ptp(column) > 0 else 1.0
+            priors[factor.sd_name(term)] = HalfNormal(sy / sx)
+        if factor.correlated:
+            priors[f"corr({factor.name})"] = LKJ(2.0)
+    priors["sigma"] = Exponential(1.0 / sy)
+    return priors
+
+
+def _merge_priors(defaults: dict[str, Prior], user: Mapping[str, Prior] | None) -> dict[str, Prior]:
+    if user is None:
+        return defaults
+    if not isinstance(user, Mapping):
+        raise TypeError(f"priors must be a dict of parameter name -> prior, got {type(user).__name__}")
+    merged = dict(defaults)
+    for name, prior in user.items():
+        if name not in defaults:
+            raise ValueError(f"no parameter named {name!r} in this model; valid names: {list(defaults)}")
+        if not isinstance(prior, Prior):
+            raise TypeError(
+                f"the prior for {name!r} must be a bayesmix prior such as bx.priors.Normal(0, 1), "
+                f"got {prior!r}"
+            )
+        default = defaults[name]
+        if isinstance(default, LKJ) != isinstance(prior, LKJ):
+            raise ValueError(f"{name!r} needs an LKJ prior, got {prior.describe()}")
+        if isinstance(default, _REAL_PRIORS) and not isinstance(prior, _REAL_PRIORS):
+            raise ValueError(
+                f"{name!r} is a real-valued coefficient: use Normal, StudentT, Cauchy or Flat, "
+                f"not {prior.describe()}"
+            )
+        if default.positive and not prior.positive:
+            raise ValueError(
+                f"{name!r} is positive: use HalfNormal, HalfCauchy, HalfStudentT, Exponential or "
+                f"Uniform with lower >= 0, not {prior.describe()}"
+            )
+        merged[name] = prior
+    return merged
+
+
+def specify(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    family: str,
+    kind: Kind,
+    priors: Mapping[str, Prior] | None,
+    missing: str,
+    centered: tuple[str, ...] | frozenset[str] = (),
+) -> tuple[ModelSpec, Design]:
+    """Check everything the user gave and evaluate the design; nothing is compiled here."""
+    fam = get_family(family)
+    parsed = parse(formula)
+    rows, dropped = select_rows(parsed, data, missing)
+
+    design = evaluate(parsed, rows)
+    check_design(design)
+    fam.check_support(design.y, design.response_name)
+    factor_names = {f.name for f in design.factors}
+    if isinstance(centered, str) or not all(isinstance(c, str) for c in centered):
+        raise TypeError(f"centered must be a list of grouping-factor names, got {centered!r}")
+    unknown = set(centered) - factor_names
+    if unknown:
+        raise ValueError(f"centered names unknown grouping factors {sorted(unknown)}; factors: {sorted(factor_names)}")
+    all_priors = _merge_priors(default_priors(design, flat_fixed=kind == "mixed"), priors)
+    spec = ModelSpec(
+        formula=formula,
+        family=fam.name,
+        kind=kind,
+        priors=MappingProxyType(all_priors),
+        user_priors=frozenset(priors or {}),
+        missing=missing,
+        dropped=tuple(dropped.tolist()),
+        centered=frozenset(centered),
+    )
+    return spec, design
