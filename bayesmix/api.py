@@ -90,7 +90,9 @@ class HierarchicalModel:
         )
         settings = shrink_for_tests(settings)
         idata, wall = run_nuts(self.pymc_model, settings)
-        return Fit(idata=idata, spec=self.spec, design=self.design, settings=settings, wall_time=wall, model=self)
+        return Fit(
+            idata=idata, spec=self.spec, design=self.design, settings=settings, wall_time=wall, model=self
+        )
 
     def fit_ml(self, *, reml: bool = True) -> MLFit:
         """The frequentist fit of the same model: REML (default, as lme4) or ML.
@@ -158,8 +160,9 @@ def hierarchical(
     --------
     >>> import bayesmix as bx
     >>> sleep = bx.datasets.load("sleepstudy")
-    >>> bx.hierarchical("Reaction ~ Days + (Days | Subject)", sleep)
-    <hierarchical model 'Reaction ~ Days + (Days | Subject)', family gaussian, 180 rows, grouping factors: Subject (18 levels)>
+    >>> model = bx.hierarchical("Reaction ~ Days + (Days | Subject)", sleep)
+    >>> [f.name for f in model.design.factors], model.design.fixed_names
+    (['Subject'], ('Intercept', 'Days'))
     """
     return _make("hierarchical", formula, data, family, priors, missing, centered)
 

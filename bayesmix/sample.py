@@ -86,11 +86,17 @@ def run_nuts(model: pm.Model, settings: SampleSettings) -> tuple[Any, float]:
     if settings.sampler == "pymc":
         kwargs["target_accept"] = settings.target_accept
         kwargs["cores"] = min(settings.chains, os.cpu_count() or 1)
+    elif settings.sampler in _JAX_SAMPLERS:
+        # one CPU device: run the chains vectorized (pmap needs one device per chain)
+        kwargs["nuts"] = {"target_accept": settings.target_accept, "chain_method": "vectorized"}
     else:
         kwargs["nuts"] = {"target_accept": settings.target_accept}
     start = time.perf_counter()
     with warnings.catch_warnings():
         # PyMC warns that nutpie ignores idata_kwargs we never pass; nothing to act on.
         warnings.filterwarnings("ignore", message=".*are currently ignored by the nutpie sampler.*")
+        # pip-installed PyTensor has no BLAS for its C backend; nutpie and the JAX samplers
+        # compile with numba/JAX, which bring their own, so the warning does not apply.
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
         idata = pm.sample(**kwargs)
     return idata, time.perf_counter() - start

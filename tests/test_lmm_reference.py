@@ -12,6 +12,7 @@ that can be near zero (fixed effects, conditional modes) also get an absolute al
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -91,7 +92,7 @@ def _intercept_only(df: pd.DataFrame, response: str, factors: dict[str, pd.Serie
 
 
 def _cake() -> Design:
-    """``angle ~ recipe * temperature + (1 | recipe:replicate)`` with treatment contrasts, R's column order."""
+    """``angle ~ recipe * temperature + (1 | recipe:replicate)``, treatment contrasts, R's column order."""
     df = pd.read_csv(
         REFERENCE / "data" / "cake.csv", dtype={"replicate": str, "recipe": str, "temperature": str}
     )
@@ -307,7 +308,7 @@ def test_marginal_loglik_is_the_dense_gaussian_density() -> None:
         z_blocks[np.arange(design.n_obs), f.index * f.n_terms + j] = f.values[:, j]
     cov_b = np.kron(
         np.eye(f.n_levels),
-        np.diag(fit.sd[f.name]) @ np.nan_to_num(fit.corr[f.name]) @ np.diag(fit.sd[f.name]),
+        np.diag(fit.sd[f.name]) @ fit.corr[f.name] @ np.diag(fit.sd[f.name]),
     )
     cov_y = fit.sigma**2 * np.eye(design.n_obs) + z_blocks @ cov_b @ z_blocks.T
     dense = st.multivariate_normal(design.X @ fit.beta, cov_y).logpdf(design.y)
@@ -336,3 +337,27 @@ def test_boundary_fit_gives_nan_errors_without_crashing(reml: bool) -> None:
     assert fit.std_errors[on_boundary].isna().all() and fit.conf_int.loc[on_boundary].isna().all().all()
     assert np.isfinite(fit.std_errors[["Intercept", "x", "sd(x|g)", "sigma"]]).all()
     assert fit.table().shape == (6, 6)
+    # the NaN correlation next to the zero SD is accepted by marginal_loglik
+    value = marginal_loglik(_design("singular"), fit.beta, fit.sd, fit.corr, fit.sigma)
+    if not reml:
+        np.testing.assert_allclose(value, fit.loglik, rtol=1e-10)
+
+
+def test_term_order_does_not_matter() -> None:
+    """An independent term placed before the correlated block gives the same fit."""
+    design = _sleepstudy("mixed_block")
+    f = design.factors[0]
+    order = [2, 0, 1]  # Days2, Intercept, Days
+    permuted = GroupFactor(
+        name=f.name,
+        levels=f.levels,
+        index=f.index,
+        terms=tuple(f.terms[i] for i in order),
+        values=f.values[:, order],
+        correlated=f.correlated,
+    )
+    fit = fit_lmm(dataclasses.replace(design, factors=(permuted,)), reml=True)
+    ref = _fit("sleepstudy_mixed_block", True)
+    np.testing.assert_allclose(fit.loglik, ref.loglik, rtol=1e-9)
+    np.testing.assert_allclose(fit.estimates[ref.estimates.index], ref.estimates, rtol=RTOL)
+    np.testing.assert_allclose(fit.std_errors[ref.estimates.index], ref.std_errors, rtol=RTOL)

@@ -1,0 +1,1 @@
+"""Spec + design -> PyMC model: one module per concern."""

@@ -15,7 +15,10 @@ __all__ = ["build_model", "coords_of"]
 
 def coords_of(design: Design) -> dict[str, list[str]]:
     """Coordinates: fixed-effect names, and per factor its levels and terms."""
-    coords: dict[str, list[str]] = {"coef": list(design.fixed_names), "obs": [str(i) for i in range(design.n_obs)]}
+    coords: dict[str, list[str]] = {
+        "coef": list(design.fixed_names),
+        "obs": [str(i) for i in range(design.n_obs)],
+    }
     for factor in design.factors:
         dims = dims_of(factor)
         coords[dims["levels"]] = list(factor.levels)

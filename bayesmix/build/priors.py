@@ -10,63 +10,63 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..spec import priors as P
+from ..spec import priors as bp
 
 __all__ = ["prior_dist", "vector_variable"]
 
 
 @singledispatch
-def prior_dist(prior: P.Prior) -> tuple[type, dict[str, float]]:
+def prior_dist(prior: bp.Prior) -> tuple[Any, dict[str, float]]:
     """PyMC distribution class and keyword arguments for a prior."""
     raise TypeError(f"no PyMC mapping for prior {prior!r}")
 
 
 @prior_dist.register
-def _(p: P.Normal) -> tuple[type, dict[str, float]]:
+def _(p: bp.Normal) -> tuple[Any, dict[str, float]]:
     return pm.Normal, {"mu": p.mu, "sigma": p.sigma}
 
 
 @prior_dist.register
-def _(p: P.StudentT) -> tuple[type, dict[str, float]]:
+def _(p: bp.StudentT) -> tuple[Any, dict[str, float]]:
     return pm.StudentT, {"nu": p.nu, "mu": p.mu, "sigma": p.sigma}
 
 
 @prior_dist.register
-def _(p: P.Cauchy) -> tuple[type, dict[str, float]]:
+def _(p: bp.Cauchy) -> tuple[Any, dict[str, float]]:
     return pm.Cauchy, {"alpha": p.alpha, "beta": p.beta}
 
 
 @prior_dist.register
-def _(p: P.Uniform) -> tuple[type, dict[str, float]]:
+def _(p: bp.Uniform) -> tuple[Any, dict[str, float]]:
     return pm.Uniform, {"lower": p.lower, "upper": p.upper}
 
 
 @prior_dist.register
-def _(p: P.Flat) -> tuple[type, dict[str, float]]:
+def _(p: bp.Flat) -> tuple[Any, dict[str, float]]:
     return pm.Flat, {}
 
 
 @prior_dist.register
-def _(p: P.HalfNormal) -> tuple[type, dict[str, float]]:
+def _(p: bp.HalfNormal) -> tuple[Any, dict[str, float]]:
     return pm.HalfNormal, {"sigma": p.sigma}
 
 
 @prior_dist.register
-def _(p: P.HalfCauchy) -> tuple[type, dict[str, float]]:
+def _(p: bp.HalfCauchy) -> tuple[Any, dict[str, float]]:
     return pm.HalfCauchy, {"beta": p.beta}
 
 
 @prior_dist.register
-def _(p: P.HalfStudentT) -> tuple[type, dict[str, float]]:
+def _(p: bp.HalfStudentT) -> tuple[Any, dict[str, float]]:
     return pm.HalfStudentT, {"nu": p.nu, "sigma": p.sigma}
 
 
 @prior_dist.register
-def _(p: P.Exponential) -> tuple[type, dict[str, float]]:
+def _(p: bp.Exponential) -> tuple[Any, dict[str, float]]:
     return pm.Exponential, {"lam": p.lam}
 
 
-def vector_variable(name: str, priors: Sequence[P.Prior], dims: str) -> Any:
+def vector_variable(name: str, priors: Sequence[bp.Prior], dims: str) -> Any:
     """One vector random variable whose elements may have different priors.
 
     Elements sharing one prior family become one vectorized PyMC distribution. When
@@ -78,15 +78,15 @@ def vector_variable(name: str, priors: Sequence[P.Prior], dims: str) -> Any:
     if len(kinds) == 1:
         cls, _ = prior_dist(priors[0])
         args = [prior_dist(p)[1] for p in priors]
-        kwargs = {k: np.array([a[k] for a in args]) for k in args[0]}
-        return cls(name, **kwargs, dims=dims)
+        vectors = {k: np.array([a[k] for a in args]) for k in args[0]}
+        return cls(name, **vectors, dims=dims)
     positive = all(p.positive for p in priors)
     var = (pm.HalfFlat if positive else pm.Flat)(name, dims=dims)
     terms = []
     for i, p in enumerate(priors):
-        cls, kwargs = prior_dist(p)
-        if cls is not pm.Flat:
-            terms.append(pm.logp(cls.dist(**kwargs), var[i]))
+        dist, params = prior_dist(p)
+        if dist is not pm.Flat:
+            terms.append(pm.logp(dist.dist(**params), var[i]))
     if terms:
         pm.Potential(f"{name}_prior", pt.sum(pt.stack(terms)))
     return var

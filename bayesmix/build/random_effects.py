@@ -38,7 +38,9 @@ def _cholesky(factor: GroupFactor, spec: ModelSpec, sd: Any) -> Any:
     chol_corr = pm.LKJCorr(
         f"chol_corr_{factor.name}", n=len(pos), eta=prior.eta, dims=(dims["corr_rows"], dims["corr_cols"])
     )
-    pm.Deterministic(f"corr_{factor.name}", chol_corr @ chol_corr.T, dims=(dims["corr_rows"], dims["corr_cols"]))
+    pm.Deterministic(
+        f"corr_{factor.name}", chol_corr @ chol_corr.T, dims=(dims["corr_rows"], dims["corr_cols"])
+    )
     R = pt.eye(q)
     R = pt.set_subtensor(R[tuple(zip(*[(i, j) for i in pos for j in pos], strict=True))], chol_corr.ravel())
     return sd[:, None] * R

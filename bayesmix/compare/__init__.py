@@ -1,0 +1,1 @@
+"""Frequentist fits of the same models and side-by-side tables."""

@@ -22,11 +22,11 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.optimize as opt
 import scipy.stats as st
-from threadpoolctl import threadpool_limits
 
 from bayesmix.compare.lmm_deviance import (
     PLSSolution,
     ProfiledDeviance,
+    blas_threads,
     marginal_loglik,
     profiled_deviance,
 )
@@ -36,11 +36,10 @@ from bayesmix.spec.terms import Design
 __all__ = ["LMMResult", "ProfiledDeviance", "fit_lmm", "marginal_loglik", "profiled_deviance"]
 
 FloatArray = npt.NDArray[np.float64]
+Float1D = np.ndarray[tuple[int], np.dtype[np.float64]]
 
 #: A template diagonal below this (relative to the residual SD) is on the boundary (lme4's isSingular).
 SINGULAR_TOL = 1e-4
-#: Threads are not worth their start-up cost below this many random effects.
-_SMALL_Q = 2000
 #: Largest absolute projected gradient of the deviance (in theta units) accepted as converged.
 GRADIENT_TOL = 1e-3
 
@@ -65,7 +64,8 @@ class LMMResult:
         Residual standard deviation (``sqrt(r2 / (n - p))`` for REML, ``sqrt(r2 / n)`` for ML).
     sd, corr
         Per grouping factor, the ``(q,)`` random-effect SDs and the ``(q, q)`` correlation
-        matrix (identity entries for independent terms, NaN next to an SD of 0).
+        matrix (identity entries for independent terms; within the correlated block, NaN
+        next to an SD of 0).
     theta, theta_names
         The relative Cholesky-factor parameters at the optimum, in lme4's order.
     ranef, ranef_sd
@@ -135,40 +135,52 @@ def _numeric_gradient(fun: ProfiledDeviance, x: FloatArray) -> FloatArray:
     return grad
 
 
-def _minimize(dev: ProfiledDeviance) -> tuple[FloatArray, bool, str]:
-    """Minimize the profiled deviance: L-BFGS-B from two starts, then a Nelder-Mead polish."""
+def _cobyqa(dev: ProfiledDeviance, start: FloatArray) -> opt.OptimizeResult:
+    """One bounded derivative-free run (COBYQA, the successor of lme4's default BOBYQA)."""
+
+    def objective(x: Float1D) -> float:
+        return dev(x)
+
     lower = dev.theta_lower
-    bounds = opt.Bounds(lower, np.full_like(lower, np.inf))
-    best: opt.OptimizeResult | None = None
-    for scale in (1.0, 0.1):
-        start = dev.theta_start * scale
-        res = opt.minimize(
-            dev,
-            start,
-            jac=lambda x: _numeric_gradient(dev, x),
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"ftol": 1e-15, "gtol": 1e-8, "maxiter": 5000},
-        )
-        if best is None or res.fun < best.fun - 1e-10:
-            best = res
-    if best is None:  # pragma: no cover - the loop runs at least once
-        raise RuntimeError("no optimizer run")
-    polish = opt.minimize(
-        dev,
-        best.x,
-        method="Nelder-Mead",
-        bounds=bounds,
-        options={"xatol": 1e-10, "fatol": 1e-12, "maxfev": 20000, "adaptive": True},
+    return opt.minimize(
+        objective,
+        start,
+        method="COBYQA",
+        bounds=opt.Bounds(lower, np.full_like(lower, np.inf)),
+        options={"final_tr_radius": 1e-10, "maxfev": 200 * (start.size + 1) ** 2},
     )
-    final = polish if polish.fun <= best.fun else best
-    theta = _snap_to_boundary(dev, np.asarray(final.x, dtype=np.float64))
+
+
+def _escape_direction(dev: ProfiledDeviance, theta: FloatArray, value: float) -> FloatArray | None:
+    """Return a point that beats ``theta`` by moving a zero template diagonal up, if there is one.
+
+    The deviance depends on a diagonal entry only through its square when the entries
+    below it are 0, so ``theta_ii = 0`` is a stationary point that need not be a minimum.
+    """
+    for i in np.flatnonzero((dev.theta_lower == 0.0) & (theta == 0.0)):
+        for step in (1e-1, 1e-2):
+            trial = theta.copy()
+            trial[i] = step
+            if dev(trial) < value - 1e-9:
+                return trial
+    return None
+
+
+def _minimize(dev: ProfiledDeviance) -> tuple[FloatArray, bool, str]:
+    """Minimize the profiled deviance from lme4's start and a shrunken one; check the optimum."""
+    runs = [_cobyqa(dev, dev.theta_start * scale) for scale in (1.0, 0.1)]
+    best = min(runs, key=lambda r: float(r.fun))
+    theta = _snap_to_boundary(dev, np.asarray(best.x, dtype=np.float64))
+    escape = _escape_direction(dev, theta, dev(theta))
+    if escape is not None:
+        best = _cobyqa(dev, escape)
+        theta = _snap_to_boundary(dev, np.asarray(best.x, dtype=np.float64))
     grad = _numeric_gradient(dev, theta)
-    at_bound = (theta <= lower) & (grad > 0)
+    at_bound = (theta <= dev.theta_lower) & (grad > 0)
     worst = float(np.max(np.abs(np.where(at_bound, 0.0, grad))))
-    converged = bool(polish.success) and worst < GRADIENT_TOL
+    converged = bool(best.success) and worst < GRADIENT_TOL
     message = (
-        f"L-BFGS-B: {best.message}; Nelder-Mead polish: {polish.message}; "
+        f"COBYQA: {best.message} ({best.nfev} evaluations); "
         f"max |projected gradient| of the deviance {worst:.2g} (tolerance {GRADIENT_TOL:g})"
     )
     return theta, converged, message
@@ -186,14 +198,21 @@ def _snap_to_boundary(dev: ProfiledDeviance, theta: FloatArray) -> FloatArray:
 def _variance_components(
     design: Design, templates: list[FloatArray], sigma: float
 ) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
-    """Random-effect SDs and correlations from the relative factors."""
+    """Random-effect SDs and correlations from the relative factors.
+
+    Terms outside the correlation block have structural correlation 0; a correlation
+    within the block involving an SD of 0 is undefined (NaN), as in lme4's ``VarCorr``.
+    """
     sds, corrs = {}, {}
     for f, t in zip(design.factors, templates, strict=True):
         cov = t @ t.T
         sd = np.sqrt(np.diag(cov))
+        corr = np.eye(f.n_terms)
+        pos = list(f.correlated_positions)
         with np.errstate(invalid="ignore", divide="ignore"):
-            corr = cov / np.outer(sd, sd)
-        corr[np.diag_indices_from(corr)] = np.where(sd > 0, 1.0, np.nan)
+            block = cov[np.ix_(pos, pos)] / np.outer(sd[pos], sd[pos])
+        np.fill_diagonal(block, 1.0)
+        corr[np.ix_(pos, pos)] = block
         sds[f.name] = sigma * sd
         corrs[f.name] = corr
     return sds, corrs
@@ -250,8 +269,10 @@ def fit_lmm(design: Design, *, reml: bool = True) -> LMMResult:
     The model is ``y = X beta + Z b + e`` with ``b ~ N(0, Sigma)``, ``e ~ N(0, sigma^2 I)`` and
     ``Sigma = sigma^2 Lambda Lambda'``. The profiled deviance (see
     :class:`~bayesmix.compare.lmm_deviance.ProfiledDeviance`) is minimized over ``theta``,
-    the free entries of ``Lambda``'s templates, with L-BFGS-B from lme4's start and from a
-    shrunken one, followed by a Nelder-Mead polish. ``beta`` and ``sigma`` follow in closed
+    the free entries of ``Lambda``'s templates, by COBYQA (bounded, derivative-free, like
+    lme4's BOBYQA) from lme4's start and from a shrunken one, keeping the better; a zero
+    template diagonal is probed for descent, and convergence is declared when the projected
+    finite-difference gradient is below :data:`GRADIENT_TOL`. ``beta`` and ``sigma`` follow in closed
     form; ``Var(beta) = sigma^2 (R_X'R_X)^{-1}``. Standard errors of the variance parameters
     come from the numerical Hessian of the (RE)ML log-likelihood in ``(log sd, atanh corr,
     log sigma)`` by the delta method, with parameters on the boundary held fixed (their
@@ -263,7 +284,7 @@ def fit_lmm(design: Design, *, reml: bool = True) -> LMMResult:
     mixed-effects models using lme4. Journal of Statistical Software 67(1), 1-48.
     """
     dev = ProfiledDeviance(design, reml=reml)
-    with threadpool_limits(limits=1 if dev.ZtZ.shape[0] < _SMALL_Q else None, user_api="blas"):
+    with blas_threads(dev.ZtZ.shape[0]):
         theta, converged, message = _minimize(dev)
         deviance = dev(theta)
         templates = dev.templates(theta)

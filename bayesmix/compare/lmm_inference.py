@@ -38,7 +38,7 @@ class _Param:
 
 
 def _variance_params(dev: ProfiledDeviance) -> list[_Param]:
-    """The variance parameters in :meth:`Design.parameter_names` order."""
+    """List the variance parameters in :meth:`Design.parameter_names` order."""
     out = []
     for f in dev.design.factors:
         out += [_Param(f.sd_name(t), "sd", f.name, i, i) for i, t in enumerate(f.terms)]
@@ -108,7 +108,7 @@ def _loglik_function(
     corrs: dict[str, FloatArray],
     sigma: float,
 ) -> Callable[[FloatArray], float]:
-    """The (RE)ML log-likelihood as a function of the free parameters on the unconstrained scale."""
+    """Return the (RE)ML log-likelihood as a function of the free parameters, unconstrained."""
     base_sds = {k: v.copy() for k, v in sds.items()}
     base_corrs = {k: np.nan_to_num(v, nan=0.0) for k, v in corrs.items()}
 
@@ -140,7 +140,7 @@ def variance_inference(
     *,
     singular_tol: float,
 ) -> tuple[pd.Series, pd.DataFrame]:
-    """Standard errors and 95% Wald intervals of the variance parameters.
+    """Compute standard errors and 95% Wald intervals of the variance parameters.
 
     Parameters
     ----------

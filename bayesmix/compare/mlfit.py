@@ -57,14 +57,17 @@ class MLFit:
                 {"mode": modes.stack(), "sd": sds.stack()},
             )
             long.index = pd.MultiIndex.from_tuples(
-                [(name, str(level), str(term)) for level, term in long.index], names=["factor", "level", "term"]
+                [(name, str(level), str(term)) for level, term in long.index],
+                names=["factor", "level", "term"],
             )
             frames.append(long)
         return pd.concat(frames)
 
     def __str__(self) -> str:
         kind = "REML" if self.reml else "ML"
-        head = f"Linear mixed model fit by {kind}: n = {self.result.n_obs}, log-likelihood = {self.loglik:.4f}"
+        head = (
+            f"Linear mixed model fit by {kind}: n = {self.result.n_obs}, log-likelihood = {self.loglik:.4f}"
+        )
         if self.result.singular:
             head += "\n(singular fit: a variance or correlation is on its boundary)"
         return head + "\n" + self.table().to_string(float_format=lambda v: f"{v:.4g}")
@@ -73,7 +76,10 @@ class MLFit:
 
     def _repr_html_(self) -> str:
         kind = "REML" if self.reml else "ML"
-        head = f"<p>Linear mixed model fit by {kind}: n = {self.result.n_obs}, log-likelihood = {self.loglik:.4f}</p>"
+        head = (
+            f"<p>Linear mixed model fit by {kind}: n = {self.result.n_obs}, "
+            f"log-likelihood = {self.loglik:.4f}</p>"
+        )
         return head + self.table().to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
 
 

@@ -45,7 +45,9 @@ def fit_statsmodels(design: Design, *, reml: bool = True) -> pd.DataFrame:
         sds = np.sqrt(np.diag(cov))
         values = list(res.fe_params) + list(sds)
         c = f.correlated_positions
-        values += [cov[c[i], c[j]] / (sds[c[i]] * sds[c[j]]) for i in range(len(c)) for j in range(i + 1, len(c))]
+        values += [
+            cov[c[i], c[j]] / (sds[c[i]] * sds[c[j]]) for i in range(len(c)) for j in range(i + 1, len(c))
+        ]
     else:
         if any(f.correlated for f in factors):
             raise NotImplementedError(
@@ -71,7 +73,11 @@ def fit_statsmodels(design: Design, *, reml: bool = True) -> pd.DataFrame:
     se[:p] = np.asarray(res.bse_fe)
     est = np.asarray(values, dtype=float)
     return pd.DataFrame(
-        {"estimate": est, "std_error": se, "ci_lower": est - 1.959963984540054 * se,
-         "ci_upper": est + 1.959963984540054 * se},
+        {
+            "estimate": est,
+            "std_error": se,
+            "ci_lower": est - 1.959963984540054 * se,
+            "ci_upper": est + 1.959963984540054 * se,
+        },
         index=pd.Index(names, name="parameter"),
     ).assign(loglik=float(res.llf))

@@ -18,7 +18,8 @@ PROVENANCE: dict[str, str] = {
         "lme4's sleepstudy (Belenky et al. 2003, J. Sleep Res. 12:1-12): reaction time (ms) of 18 "
         "subjects over 10 days of sleep deprivation; 180 rows, columns Reaction, Days, Subject. "
         "Written by write.csv(sleepstudy, row.names=FALSE) from R 4.2.2 with lme4 1.1-31 "
-        "(Debian r-cran-lme4 1.1-31-1). sha256 2918bbddf750e78003059efa97b94885b85c4d7927c22a19c29f7fa5a184c59d."
+        "(Debian r-cran-lme4 1.1-31-1). "
+        "sha256 2918bbddf750e78003059efa97b94885b85c4d7927c22a19c29f7fa5a184c59d."
     ),
     "stamps": (
         "Thickness (mm) of 485 stamps of the 1872 Hidalgo issue (Izenman & Sommer 1988, JASA 83:941-953; "

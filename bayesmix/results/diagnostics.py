@@ -137,7 +137,10 @@ def _labels(name: str, da: xr.DataArray) -> list[str]:
     if da.ndim == 0:
         return [name]
     stacked = da.stack(_flat=da.dims)
-    return [f"{name}[{','.join(map(str, idx if isinstance(idx, tuple) else (idx,)))}]" for idx in stacked["_flat"].values]
+    return [
+        f"{name}[{','.join(map(str, idx if isinstance(idx, tuple) else (idx,)))}]"
+        for idx in stacked["_flat"].values
+    ]
 
 
 def diagnose(idata: xr.DataTree) -> Diagnostics:

@@ -66,7 +66,7 @@ class Fit:
         """Draws of every parameter under its public name (``Days``, ``sd(Days|Subject)``, ...)."""
         if "draws" not in self._cache:
             self._cache["draws"] = parameter_draws(self.posterior, self.design)
-        return self._cache["draws"]  # type: ignore[no-any-return]
+        return self._cache["draws"]
 
     def summary(self, prob: float = 0.95) -> pd.DataFrame:
         """Posterior summary per parameter.
@@ -83,7 +83,7 @@ class Fit:
         """R-hat, bulk/tail ESS, MCSE, divergences, tree-depth saturation and E-BFMI, with advice."""
         if "diagnostics" not in self._cache:
             self._cache["diagnostics"] = diagnose(self.idata)
-        return self._cache["diagnostics"]  # type: ignore[no-any-return]
+        return self._cache["diagnostics"]
 
     def priors(self) -> pd.DataFrame:
         """The prior of every parameter, defaults included."""

@@ -31,8 +31,10 @@ def parameter_draws(posterior: xr.Dataset, design: Design) -> xr.Dataset:
         sd = posterior[f"sd_{factor.name}"]
         for term in factor.terms:
             out[factor.sd_name(term)] = sd.sel({f"{factor.name}__term": term}, drop=True)
-        corr = posterior.get(f"corr_{factor.name}")
         c = factor.correlated
+        if not c:
+            continue
+        corr = posterior[f"corr_{factor.name}"]
         for i in range(len(c)):
             for j in range(i + 1, len(c)):
                 out[factor.corr_name(c[i], c[j])] = corr.sel(

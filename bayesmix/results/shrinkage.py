@@ -18,23 +18,25 @@ def _ols(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(X, y, rcond=None)[0]
 
 
-def shrinkage_table(posterior: xr.Dataset, design: Design, factor: GroupFactor, prob: float = 0.95) -> pd.DataFrame:
-    """Per level and term: n, no-pooling, complete-pooling and partial-pooling estimates.
+def shrinkage_table(
+    posterior: xr.Dataset, design: Design, factor: GroupFactor, prob: float = 0.95
+) -> pd.DataFrame:
+    r"""Per level and term: n, no-pooling, complete-pooling and partial-pooling estimates.
 
     Notes
     -----
-    Let :math:`Z` be the factor's term columns and :math:`r = y - X_o \\hat\\beta_o` the response
+    Let :math:`Z` be the factor's term columns and :math:`r = y - X_o \hat\beta_o` the response
     less the posterior-mean contribution of the fixed effects *not* among the factor's terms.
     The no-pooling estimate of level :math:`j` is the least-squares fit of :math:`r` on
     :math:`Z` within level :math:`j`; complete pooling is the same fit on all rows. The
     partially pooled estimate is the posterior of the level's coefficient: the fixed effect
     of the term (when the model has one) plus the level's random effect. The shrinkage
-    factor is :math:`(\\hat b^{np}_j - \\bar b^{pp}_j) / (\\hat b^{np}_j - \\hat b^{cp})`:
+    factor is :math:`(\hat b^{np}_j - \bar b^{pp}_j) / (\hat b^{np}_j - \hat b^{cp})`:
     0 for no pooling, 1 for complete pooling. Other grouping factors are ignored in the
     no- and complete-pooling fits.
     """
     terms = list(factor.terms)
-    beta = posterior["beta"] if "beta" in posterior else None
+    beta = posterior.get("beta")
     others = [n for n in design.fixed_names if n not in terms]
     r = design.y.copy()
     if beta is not None and others:

@@ -68,20 +68,20 @@ def _scale(values: np.ndarray) -> float:
 
 
 def default_priors(design: Design, *, flat_fixed: bool) -> dict[str, Prior]:
-    """Weakly informative priors scaled to the data.
+    r"""Weakly informative priors scaled to the data.
 
     Notes
     -----
     With :math:`s_y` the response SD and :math:`s_j`, :math:`m_j` the SD and mean of
     fixed-effect column :math:`j` (intercept excluded):
 
-    * slope :math:`\\beta_j \\sim N(0, 2.5 s_y / s_j)`;
-    * intercept :math:`\\sim N(\\bar y, 2.5 s_y \\sqrt{1 + \\sum_j (m_j / s_j)^2})`: the
-      intercept is :math:`\\bar y - \\sum_j \\beta_j m_j`, so its scale carries the
+    * slope :math:`\beta_j \sim N(0, 2.5 s_y / s_j)`;
+    * intercept :math:`\sim N(\bar y, 2.5 s_y \sqrt{1 + \sum_j (m_j / s_j)^2})`: the
+      intercept is :math:`\bar y - \sum_j \beta_j m_j`, so its scale carries the
       slopes' uncertainty through the predictors' means;
-    * ``sd(x|g)`` :math:`\\sim` HalfNormal(:math:`s_y / s_x`), with :math:`s_x = 1` for the intercept;
+    * ``sd(x|g)`` :math:`\sim` HalfNormal(:math:`s_y / s_x`), with :math:`s_x = 1` for the intercept;
     * correlations: LKJ(2), mildly favouring zero;
-    * ``sigma`` :math:`\\sim` Exponential(:math:`1 / s_y`).
+    * ``sigma`` :math:`\sim` Exponential(:math:`1 / s_y`).
 
     ``flat_fixed=True`` (``bx.mixed``) gives every fixed effect a flat prior.
     """
@@ -162,7 +162,9 @@ def specify(
         raise TypeError(f"centered must be a list of grouping-factor names, got {centered!r}")
     unknown = set(centered) - factor_names
     if unknown:
-        raise ValueError(f"centered names unknown grouping factors {sorted(unknown)}; factors: {sorted(factor_names)}")
+        raise ValueError(
+            f"centered names unknown grouping factors {sorted(unknown)}; factors: {sorted(factor_names)}"
+        )
     all_priors = _merge_priors(default_priors(design, flat_fixed=kind == "mixed"), priors)
     spec = ModelSpec(
         formula=formula,

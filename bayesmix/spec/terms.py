@@ -105,7 +105,9 @@ class Design:
 
     def __post_init__(self) -> None:
         if self.X.shape != (self.y.shape[0], len(self.fixed_names)):
-            raise ValueError(f"X has shape {self.X.shape}, expected ({self.y.shape[0]}, {len(self.fixed_names)})")
+            raise ValueError(
+                f"X has shape {self.X.shape}, expected ({self.y.shape[0]}, {len(self.fixed_names)})"
+            )
         names = [f.name for f in self.factors]
         if len(set(names)) != len(names):
             raise ValueError(f"grouping factors must be unique, got {names}")
