@@ -21,7 +21,7 @@ from bayesmix.cli import main
                 raises=TypeError,
                 strict=True,
                 reason="PyMC 6.4's blackjax driver passes progress_bar= to a blackjax 1.7 kernel that no "
-                "longer takes it (TypeError inside pymc.sampling.jax); bayesmix forwards the choice unchanged",
+                "longer takes it (TypeError inside pymc.sampling.jax); bayesmix passes the choice on as is",
             ),
         ),
     ],
