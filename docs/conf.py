@@ -20,7 +20,7 @@ NOTEBOOKS_DST = DOCS / "notebooks"
 
 project = "bayesmix"
 author = "the bayesmix developers"
-copyright = "the bayesmix developers"  # noqa: A001 - the name Sphinx reads
+copyright = "the bayesmix developers"
 release = bayesmix.__version__
 version = release
 
@@ -49,7 +49,6 @@ nb_merge_streams = True
 # autodoc / napoleon: numpydoc docstrings; class docstrings list the attributes.
 autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "description"
-autodoc_class_signature = "separated"
 autosummary_generate = False
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True

@@ -14,9 +14,11 @@ is 0 when every notebook ran, 1 when any cell failed (its error is printed),
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -27,6 +29,11 @@ KERNEL = "python3"
 TIMEOUT_S = 600
 #: argv[0] values that jupyter_client replaces by the running interpreter (sys.executable)
 _PLAIN_PYTHON = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+
+
+def _setup_error(message: str) -> NoReturn:
+    print(message, file=sys.stderr)
+    sys.exit(2)
 
 
 def check_kernel() -> None:
@@ -40,18 +47,17 @@ def check_kernel() -> None:
     try:
         spec = KernelSpecManager().get_kernel_spec(KERNEL)
     except NoSuchKernel:
-        sys.exit(f"no Jupyter kernel named {KERNEL!r}: install ipykernel into this environment ({sys.prefix})")
+        _setup_error(
+            f"no Jupyter kernel named {KERNEL!r}: install ipykernel into this environment ({sys.prefix})"
+        )
     command = spec.argv[0] if spec.argv else ""
     if command in _PLAIN_PYTHON:
         return
-    try:
-        same = Path(command).resolve() == Path(sys.executable).resolve() or os.path.samefile(
-            command, sys.executable
-        )
-    except OSError:
-        same = False
-    if not same:
-        sys.exit(
+    # Same environment = same bin directory. Symlinks are not followed: a virtual
+    # environment's python links to the base interpreter, which lacks its packages.
+    found = shutil.which(command) or command
+    if Path(os.path.abspath(found)).parent != Path(os.path.abspath(sys.executable)).parent:
+        _setup_error(
             f"the {KERNEL!r} kernelspec found ({spec.resource_dir}) runs {command}, not this interpreter "
             f"({sys.executable}). Remove that kernelspec, or set JUPYTER_PREFER_ENV_PATH=1 so that this "
             "environment's kernelspec comes first."
@@ -102,7 +108,10 @@ def main(argv: list[str]) -> int:
             failed.append(path)
             print(error, file=sys.stderr, flush=True)
     if failed:
-        print(f"{len(failed)} of {len(notebooks)} notebooks failed: {', '.join(map(str, failed))}", file=sys.stderr)
+        print(
+            f"{len(failed)} of {len(notebooks)} notebooks failed: {', '.join(map(str, failed))}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
