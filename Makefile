@@ -24,8 +24,8 @@ demo: $(STAMP)
 	$(PY) -m bayesmix.cli demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bayesmix tests benchmarks
-	$(VENV)/bin/ruff format --check bayesmix tests benchmarks
+	$(VENV)/bin/ruff check bayesmix tests scripts
+	$(VENV)/bin/ruff format --check bayesmix tests scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy bayesmix
@@ -40,7 +40,7 @@ docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -b html docs docs/_build/html
 
 test: lint typecheck pytest notebooks
-	BAYESMIX_FAST=1 $(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	BAYESMIX_FAST=1 $(VENV)/bin/sphinx-build -E -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) docs/_build .cache .pytest_cache .mypy_cache .ruff_cache

@@ -159,3 +159,13 @@ def test_unknown_centered_factor(df):
 def test_dataset_unknown():
     with pytest.raises(ValueError, match="unknown data set 'sleep'; available: sleepstudy, stamps"):
         bx.datasets.load("sleep")
+
+
+def test_non_finite_after_transformation(df):
+    with pytest.raises(ValueError, match=r"fixed-effect column\(s\) \['log\(w\)'\] have 5 non-finite values"):
+        bx.hierarchical("y ~ log(w) + (1 | g)", df)
+
+
+def test_constant_inside_a_call_is_not_a_column(df):
+    model = bx.hierarchical("y ~ log(w + 1) + (1 | g)", df)
+    assert model.design.fixed_names == ("Intercept", "log(w + 1)")

@@ -86,3 +86,9 @@ def test_malformed_formula_carries_formulae_message():
 def test_formula_must_be_string():
     with pytest.raises(TypeError, match="formula must be a string"):
         parse(3)  # type: ignore[arg-type]
+
+
+def test_one_column_categorical_slope_named_by_level(df):
+    df = df.assign(two=np.where(df["x"] > 0, "p", "q"))
+    design = evaluate(parse("y ~ two + (two | a)"), df)
+    assert design.factors[0].terms == ("Intercept", "two[q]") and "two[q]" in design.fixed_names

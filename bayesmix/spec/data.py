@@ -99,6 +99,14 @@ def check_design(design: Design) -> None:
     A grouping factor needs two or more levels, and a random slope must vary
     within at least one group (otherwise it is confounded with the random intercept).
     """
+    bad_x = ~np.isfinite(design.X)
+    if bad_x.any():
+        cols = [design.fixed_names[j] for j in np.flatnonzero(bad_x.any(axis=0))]
+        raise ValueError(
+            f"the fixed-effect column(s) {cols} have {int(bad_x.any(axis=1).sum())} non-finite values after "
+            f"evaluating the formula (first positions {np.flatnonzero(bad_x.any(axis=1))[:5].tolist()}), "
+            "e.g. log(0); transform the data so that every value is finite"
+        )
     for factor in design.factors:
         if factor.n_levels < 2:
             raise ValueError(

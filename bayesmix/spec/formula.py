@@ -72,7 +72,7 @@ class ParsedFormula:
     @property
     def variables(self) -> set[str]:
         """Data columns the formula refers to."""
-        return set(self.description.var_names)
+        return {name for name in self.description.var_names if name}  # constants show up as ''
 
     @property
     def response(self) -> str:
@@ -178,7 +178,8 @@ def evaluate(parsed: ParsedFormula, data: pd.DataFrame) -> Design:
     """
     env = Environment([_NAMESPACE])
     desc = parsed.description
-    fixed = DesignMatrices(Model(*desc.common_terms, response=desc.response), data, env)
+    with np.errstate(divide="ignore", invalid="ignore"):  # non-finite results are reported by check_design
+        fixed = DesignMatrices(Model(*desc.common_terms, response=desc.response), data, env)
     y = np.asarray(fixed.response.design_matrix, dtype=float).reshape(-1)
     if fixed.common is None:
         X = np.empty((len(data), 0))
@@ -252,7 +253,7 @@ def _expr_columns(
     values = np.asarray(term.expr.data, dtype=float)
     if values.ndim == 1:
         values = values[:, None]
-    labels = list(term.expr.labels) if values.shape[1] > 1 else [str(term.expr.name)]
+    labels = list(term.expr.labels) if term.expr.kind != "numeric" else [str(term.expr.name)]
     return labels, values
 
 
