@@ -243,8 +243,7 @@ def _estimate_series(
     values = list(beta)
     for f in design.factors:
         values += list(sds[f.name])
-        pos = f.correlated_positions
-        values += [corrs[f.name][pos[i], pos[j]] for i in range(len(pos)) for j in range(i + 1, len(pos))]
+        values += [corrs[f.name][i, j] for i, j in f.correlation_pairs()]
     values.append(sigma)
     return pd.Series(np.asarray(values, dtype=np.float64), index=design.parameter_names(), name="estimate")
 

@@ -42,11 +42,10 @@ def _variance_params(dev: ProfiledDeviance) -> list[_Param]:
     out = []
     for f in dev.design.factors:
         out += [_Param(f.sd_name(t), "sd", f.name, i, i) for i, t in enumerate(f.terms)]
-        pos = f.correlated_positions
-        for a in range(len(pos)):
-            for b in range(a + 1, len(pos)):
-                name = f.corr_name(f.terms[pos[a]], f.terms[pos[b]])
-                out.append(_Param(name, "corr", f.name, pos[a], pos[b]))
+        out += [
+            _Param(f.corr_name(f.terms[i], f.terms[j]), "corr", f.name, i, j)
+            for i, j in f.correlation_pairs()
+        ]
     out.append(_Param("sigma", "sigma", "", 0, 0))
     return out
 

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
+from scipy import sparse, stats
 
 from ..spec.terms import Design
 
@@ -23,7 +23,7 @@ def fit_statsmodels(design: Design, *, reml: bool = True) -> pd.DataFrame:
     the others on its own scale).
     """
     import statsmodels.api as sm
-    from statsmodels.regression.mixed_linear_model import MixedLMParams
+    from statsmodels.regression.mixed_linear_model import MixedLMParams, VCSpec
 
     factors = design.factors
     names = design.parameter_names()
@@ -44,24 +44,24 @@ def fit_statsmodels(design: Design, *, reml: bool = True) -> pd.DataFrame:
         cov = np.asarray(res.cov_re)
         sds = np.sqrt(np.diag(cov))
         values = list(res.fe_params) + list(sds)
-        c = f.correlated_positions
-        values += [
-            cov[c[i], c[j]] / (sds[c[i]] * sds[c[j]]) for i in range(len(c)) for j in range(i + 1, len(c))
-        ]
+        values += [cov[i, j] / (sds[i] * sds[j]) for i, j in f.correlation_pairs()]
     else:
         if any(f.correlated for f in factors):
             raise NotImplementedError(
                 "the statsmodels reference handles one grouping factor, or several without correlated "
                 "terms; use reference='ml' for this model"
             )
-        vc = {}
+        # one variance component per (factor, term), its design kept sparse (never n x J dense)
+        rows = np.arange(design.n_obs)
+        names_vc, colnames, mats = [], [], []
         for f in factors:
             for k, term in enumerate(f.terms):
-                rows = np.arange(design.n_obs)
-                mat = sparse.csr_matrix((f.values[:, k], (rows, f.index)), shape=(design.n_obs, f.n_levels))
-                vc[f.sd_name(term)] = mat.toarray()
+                names_vc.append(f.sd_name(term))
+                colnames.append([list(f.levels)])
+                shape = (design.n_obs, f.n_levels)
+                mats.append([sparse.csr_matrix((f.values[:, k], (rows, f.index)), shape=shape)])
         model = sm.MixedLM(
-            design.y, design.X, groups=np.zeros(design.n_obs), exog_vc={k: {0: v} for k, v in vc.items()}
+            design.y, design.X, groups=np.zeros(design.n_obs), exog_vc=VCSpec(names_vc, colnames, mats)
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -72,12 +72,13 @@ def fit_statsmodels(design: Design, *, reml: bool = True) -> pd.DataFrame:
     se = np.full(len(names), np.nan)
     se[:p] = np.asarray(res.bse_fe)
     est = np.asarray(values, dtype=float)
+    z = stats.norm.isf(0.025)
     return pd.DataFrame(
         {
             "estimate": est,
             "std_error": se,
-            "ci_lower": est - 1.959963984540054 * se,
-            "ci_upper": est + 1.959963984540054 * se,
+            "ci_lower": est - z * se,
+            "ci_upper": est + z * se,
         },
         index=pd.Index(names, name="parameter"),
     ).assign(loglik=float(res.llf))

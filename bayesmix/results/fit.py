@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import arviz_stats as azs
-import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -14,7 +13,7 @@ from ..sample import SampleSettings
 from ..spec.model import ModelSpec
 from ..spec.terms import Design, GroupFactor
 from .diagnostics import Diagnostics, diagnose
-from .parameters import parameter_draws
+from .parameters import elementwise_summary, parameter_draws
 from .shrinkage import shrinkage_table
 
 if TYPE_CHECKING:
@@ -102,25 +101,13 @@ class Fit:
         Rows are ``(factor, level, term)``.
         """
         factors = [self._factor(group)] if group is not None else list(self.design.factors)
-        alpha = (1 - prob) / 2
         frames = []
         for factor in factors:
-            re = self.posterior[f"re_{factor.name}"].stack(sample=("chain", "draw"))
-            values = re.values  # (levels, terms, samples)
+            stats = elementwise_summary(self.posterior[f"re_{factor.name}"], prob)  # (levels, terms)
             index = pd.MultiIndex.from_product(
                 [[factor.name], list(factor.levels), list(factor.terms)], names=["factor", "level", "term"]
             )
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "mean": values.mean(-1).ravel(),
-                        "sd": values.std(-1, ddof=1).ravel(),
-                        "lower": np.quantile(values, alpha, axis=-1).ravel(),
-                        "upper": np.quantile(values, 1 - alpha, axis=-1).ravel(),
-                    },
-                    index=index,
-                )
-            )
+            frames.append(pd.DataFrame({k: v.ravel() for k, v in stats.items()}, index=index))
         return pd.concat(frames)
 
     def shrinkage(self, group: str, prob: float = 0.95) -> pd.DataFrame:

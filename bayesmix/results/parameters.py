@@ -7,11 +7,29 @@ public names carry the statistics (``Days``, ``sd(Days|Subject)``,
 
 from __future__ import annotations
 
+import arviz_stats as azs
+import numpy as np
 import xarray as xr
 
 from ..spec.terms import Design
 
-__all__ = ["parameter_draws"]
+__all__ = ["elementwise_summary", "parameter_draws"]
+
+SAMPLE_DIMS = ("chain", "draw")
+
+
+def elementwise_summary(draws: xr.DataArray, prob: float) -> dict[str, np.ndarray]:
+    """Posterior mean, sd and equal-tailed ``prob`` interval of every element of ``draws``.
+
+    The arrays keep the non-sample dimensions of ``draws`` in their order.
+    """
+    bounds = azs.eti(draws, prob=prob, dim=list(SAMPLE_DIMS))
+    return {
+        "mean": draws.mean(SAMPLE_DIMS).values,
+        "sd": draws.std(SAMPLE_DIMS, ddof=1).values,
+        "lower": bounds.isel(ci_bound=0).values,
+        "upper": bounds.isel(ci_bound=1).values,
+    }
 
 
 def parameter_draws(posterior: xr.Dataset, design: Design) -> xr.Dataset:
@@ -31,14 +49,10 @@ def parameter_draws(posterior: xr.Dataset, design: Design) -> xr.Dataset:
         sd = posterior[f"sd_{factor.name}"]
         for term in factor.terms:
             out[factor.sd_name(term)] = sd.sel({f"{factor.name}__term": term}, drop=True)
-        c = factor.correlated
-        if not c:
-            continue
-        corr = posterior[f"corr_{factor.name}"]
-        for i in range(len(c)):
-            for j in range(i + 1, len(c)):
-                out[factor.corr_name(c[i], c[j])] = corr.sel(
-                    {f"{factor.name}__corr_term": c[i], f"{factor.name}__corr_term_": c[j]}, drop=True
-                )
+        for i, j in factor.correlation_pairs():
+            a, b = factor.terms[i], factor.terms[j]
+            out[factor.corr_name(a, b)] = posterior[f"corr_{factor.name}"].sel(
+                {f"{factor.name}__corr_term": a, f"{factor.name}__corr_term_": b}, drop=True
+            )
     out["sigma"] = posterior["sigma"]
     return xr.Dataset(out)

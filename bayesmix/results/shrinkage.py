@@ -7,6 +7,7 @@ import pandas as pd
 import xarray as xr
 
 from ..spec.terms import Design, GroupFactor
+from .parameters import SAMPLE_DIMS, elementwise_summary
 
 __all__ = ["shrinkage_table"]
 
@@ -44,18 +45,19 @@ def shrinkage_table(
         r -= design.X[:, idx] @ beta.sel(coef=others).mean(("chain", "draw")).values
     Z = factor.values
     complete = _ols(Z, r)
-    re = posterior[f"re_{factor.name}"]
+    term_dim = f"{factor.name}__term"
+    coef = posterior[f"re_{factor.name}"]  # each level's coefficient: fixed effect (if any) + random effect
+    shared = [t for t in terms if t in design.fixed_names]
+    if beta is not None and shared:
+        fixed = beta.sel(coef=shared).rename({"coef": term_dim})
+        coef = coef + fixed.reindex({term_dim: terms}, fill_value=0.0)
+    partial = elementwise_summary(coef.transpose(*SAMPLE_DIMS, factor.name, term_dim), prob)
     rows = []
-    alpha = (1 - prob) / 2
     for j, level in enumerate(factor.levels):
         mask = factor.index == j
         no_pool = _ols(Z[mask], r[mask])
         for k, term in enumerate(terms):
-            coef = re.sel({factor.name: level, f"{factor.name}__term": term})
-            if beta is not None and term in design.fixed_names:
-                coef = coef + beta.sel(coef=term)
-            draws = coef.values.ravel()
-            mean = float(draws.mean())
+            mean = float(partial["mean"][j, k])
             denom = no_pool[k] - complete[k]
             rows.append(
                 {
@@ -65,8 +67,8 @@ def shrinkage_table(
                     "no_pooling": no_pool[k],
                     "complete_pooling": complete[k],
                     "partial_pooling": mean,
-                    "lower": float(np.quantile(draws, alpha)),
-                    "upper": float(np.quantile(draws, 1 - alpha)),
+                    "lower": float(partial["lower"][j, k]),
+                    "upper": float(partial["upper"][j, k]),
                     "shrinkage": (no_pool[k] - mean) / denom if denom != 0 else np.nan,
                 }
             )

@@ -77,6 +77,15 @@ class GroupFactor:
         """Positions (in ``terms``) of the correlated block."""
         return tuple(self.terms.index(t) for t in self.correlated)
 
+    def correlation_pairs(self) -> list[tuple[int, int]]:
+        """Positions ``(i, j)``, ``i < j``, of the correlated terms' pairs, in canonical (row-major) order.
+
+        Every table that lists correlations (names, estimates, posterior draws) walks this list,
+        so their rows line up.
+        """
+        pos = self.correlated_positions
+        return [(pos[a], pos[b]) for a in range(len(pos)) for b in range(a + 1, len(pos))]
+
     def sd_name(self, term: str) -> str:
         """Public name of a standard deviation: ``sd(Days|Subject)``."""
         return f"sd({term}|{self.name})"
@@ -88,8 +97,7 @@ class GroupFactor:
     def parameter_names(self) -> list[str]:
         """Variance-parameter names in canonical order: sds, then correlations (row-major)."""
         names = [self.sd_name(t) for t in self.terms]
-        c = self.correlated
-        names += [self.corr_name(c[i], c[j]) for i in range(len(c)) for j in range(i + 1, len(c))]
+        names += [self.corr_name(self.terms[i], self.terms[j]) for i, j in self.correlation_pairs()]
         return names
 
 
