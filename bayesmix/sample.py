@@ -11,7 +11,7 @@ import numbers
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pymc as pm
@@ -66,8 +66,6 @@ def shrink_for_tests(settings: SampleSettings) -> SampleSettings:
     """Honour ``BAYESMIX_FAST=1`` (notebooks and docs in ``make test``): fewer draws and tuning steps."""
     if os.environ.get("BAYESMIX_FAST") != "1":
         return settings
-    from dataclasses import replace
-
     return replace(settings, draws=min(settings.draws, 300), tune=min(settings.tune, 300))
 
 
@@ -86,11 +84,11 @@ def run_nuts(model: pm.Model, settings: SampleSettings) -> tuple[Any, float]:
     if settings.sampler == "pymc":
         kwargs["target_accept"] = settings.target_accept
         kwargs["cores"] = min(settings.chains, os.cpu_count() or 1)
-    elif settings.sampler in _JAX_SAMPLERS:
-        # one CPU device: run the chains vectorized (pmap needs one device per chain)
-        kwargs["nuts"] = {"target_accept": settings.target_accept, "chain_method": "vectorized"}
     else:
         kwargs["nuts"] = {"target_accept": settings.target_accept}
+        if settings.sampler in _JAX_SAMPLERS:
+            # one CPU device: run the chains vectorized (pmap needs one device per chain)
+            kwargs["nuts"]["chain_method"] = "vectorized"
     start = time.perf_counter()
     with warnings.catch_warnings():
         # PyMC warns that nutpie ignores idata_kwargs we never pass; nothing to act on.

@@ -123,14 +123,14 @@ def _flat_table(posterior: xr.Dataset) -> pd.DataFrame:
         "ess_tail": azs.ess(posterior, method="tail"),
         "mcse_mean": azs.mcse(posterior),
     }
-    rows: dict[str, dict[str, float]] = {}
-    for stat, ds in stats.items():
-        for name, da in ds.data_vars.items():
-            values = np.atleast_1d(da.values).ravel()
-            labels = _labels(str(name), da)
-            for label, value in zip(labels, values, strict=True):
-                rows.setdefault(label, {})[stat] = float(value)
-    return pd.DataFrame.from_dict(rows, orient="index")
+    frames = [
+        pd.DataFrame(
+            {stat: np.atleast_1d(ds[name].values).ravel() for stat, ds in stats.items()},
+            index=_labels(str(name), stats["r_hat"][name]),
+        )
+        for name in posterior.data_vars
+    ]
+    return pd.concat(frames)
 
 
 def _labels(name: str, da: xr.DataArray) -> list[str]:
