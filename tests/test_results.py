@@ -110,6 +110,8 @@ def test_diagnostics_report_problems_with_advice():
     assert "effective sample size" in text
     assert "5 divergent transitions" in text and "target_accept" in text
     assert "E-BFMI below 0.3" in text
+    page = diag._repr_html_()
+    assert "&lt; 400" in page and "< 400" not in page
 
 
 def test_diagnostics_pass_on_clean_draws():

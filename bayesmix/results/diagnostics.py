@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import arviz_stats as azs
@@ -96,7 +97,7 @@ class Diagnostics:
 
     @property
     def ok(self) -> bool:
-        """True when R-hat, ESS, divergences and E-BFMI all pass."""
+        """True when R-hat, ESS, divergences, E-BFMI and tree-depth saturation all pass."""
         return not self.problems
 
     def __str__(self) -> str:
@@ -106,14 +107,17 @@ class Diagnostics:
             f"E-BFMI min {self.bfmi.min():.2f} | tree depth saturated {100 * self.treedepth_saturation:.1f}%"
         )
         if self.ok:
-            return head + "\nAll checks passed (R-hat <= 1.01, ESS >= 400, no divergences, E-BFMI >= 0.3)."
+            return head + (
+                "\nAll checks passed (R-hat <= 1.01, ESS >= 400, no divergences, E-BFMI >= 0.3, "
+                "tree depth saturated in <= 1% of draws)."
+            )
         return head + "\nProblems:\n" + "\n".join(f"- {p}" for p in self.problems)
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        items = "".join(f"<li>{p}</li>" for p in self.problems) or "<li>All checks passed.</li>"
-        return f"<p>{str(self).splitlines()[0]}</p><ul>{items}</ul>"
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in self.problems) or "<li>All checks passed.</li>"
+        return f"<p>{html.escape(str(self).splitlines()[0])}</p><ul>{items}</ul>"
 
 
 def _flat_table(posterior: xr.Dataset) -> pd.DataFrame:

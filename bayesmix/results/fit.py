@@ -49,7 +49,7 @@ class Fit:
     settings: SampleSettings
     wall_time: float
     model: HierarchicalModel
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
 
     @property
     def posterior(self) -> xr.Dataset:
