@@ -5,11 +5,13 @@
 """
 
 from . import datasets
-from .api import HierarchicalModel, hierarchical, mixed
+from .api import HierarchicalModel, MixtureModel, compare_k, fmm, hierarchical, mixed
 from .results.diagnostics import Diagnostics
 from .results.fit import Fit
+from .results.mixture import MixtureFit
 from .spec import priors
 from .spec.data import DroppedRowsWarning
+from .spec.families import PointMass
 from .spec.formula import FormulaError
 
 __all__ = [
@@ -18,7 +20,12 @@ __all__ = [
     "Fit",
     "FormulaError",
     "HierarchicalModel",
+    "MixtureFit",
+    "MixtureModel",
+    "PointMass",
+    "compare_k",
     "datasets",
+    "fmm",
     "hierarchical",
     "mixed",
     "priors",

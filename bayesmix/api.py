@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pymc as pm
 
+from .build.mixtures import build_mixture_model
 from .build.model import build_model
 from .results.fit import Fit
-from .sample import SampleSettings, run_nuts, shrink_for_tests
+from .results.mixture import MixtureFit
+from .sample import SampleSettings, run_nuts, run_nuts_from, shrink_for_tests
+from .spec.families import PointMass
+from .spec.mixture import AUTO, MixtureDesign, MixtureSpec, specify_mixture
 from .spec.model import Kind, ModelSpec, specify
 from .spec.priors import Prior
 from .spec.terms import Design
 
 if TYPE_CHECKING:
+    from .compare.fmm import MixtureMLFit
     from .compare.mlfit import MLFit
 
-__all__ = ["HierarchicalModel", "hierarchical", "mixed"]
+__all__ = ["HierarchicalModel", "MixtureModel", "compare_k", "fmm", "hierarchical", "mixed"]
 
 
 class HierarchicalModel:
@@ -191,3 +199,293 @@ def mixed(
     Flat()
     """
     return _make("mixed", formula, data, family, priors, missing, centered)
+
+
+# Class parameters of a mixture are strongly correlated (weights with means of overlapping
+# classes); nutpie's low-rank mass-matrix adaptation gave 3x the ESS of the diagonal one on
+# the stamps mixture (benchmarks/ and docs/benchmarks.md).
+_MIXTURE_NUTPIE = {"adaptation": "low_rank"}
+
+
+class MixtureModel:
+    """A specified finite mixture model (Stata's ``fmm``) and its PyMC graph.
+
+    Build it with :func:`fmm`. Fitting does not change it: :meth:`fit` and :meth:`fit_ml`
+    return new result objects (the maximum-likelihood search is run once and remembered).
+
+    Attributes
+    ----------
+    spec
+        What was asked for, with defaults filled in (families, priors, ordering, dropped rows).
+    design
+        The evaluated data (response, component and class designs).
+    pymc_model
+        The ``pm.Model`` with the class indicator summed out.
+    """
+
+    def __init__(self, spec: MixtureSpec, design: MixtureDesign) -> None:
+        self.spec = spec
+        self.design = design
+        self.pymc_model: pm.Model = build_mixture_model(spec, design)
+        self._ml: dict[tuple[int, int, int | None], MixtureMLFit] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<finite mixture of {self.spec.k} classes ({', '.join(self.spec.family_names())}): "
+            f"{self.spec.formula!r}, {self.design.n_obs} rows; {self.spec.ordering()}>"
+        )
+
+    def fit_ml(
+        self, *, n_starts: int = 50, em_iterations: int = 30, random_seed: int | None = 0
+    ) -> MixtureMLFit:
+        """The maximum-likelihood fit of the same likelihood (Stata's ``fmm`` estimator).
+
+        Parameters
+        ----------
+        n_starts
+            Random starts, each refined by EM and then maximized directly.
+        em_iterations
+            EM steps per start.
+        random_seed
+            Seed of the starts.
+
+        Returns
+        -------
+        MixtureMLFit
+            The best non-degenerate maximum; every distinct one is in ``.local_maxima``,
+            degenerate ones (refused) in ``.refused``.
+        """
+        from .compare.fmm import fit_mixture_ml  # the compare layer sits to the right of the model
+
+        key = (n_starts, em_iterations, random_seed)
+        if key not in self._ml:
+            self._ml[key] = fit_mixture_ml(
+                self.spec,
+                self.design,
+                n_starts=n_starts,
+                em_iterations=em_iterations,
+                random_seed=random_seed,
+            )
+        return self._ml[key]
+
+    def fit(
+        self,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        random_seed: int | None = None,
+        sampler: str = "nutpie",
+        target_accept: float = 0.8,
+        progressbar: bool = True,
+        init: str = "modes",
+        close: float = 3.0,
+    ) -> MixtureFit:
+        """Sample the posterior with NUTS, chains started at maximum-likelihood estimates.
+
+        Parameters
+        ----------
+        draws, tune, chains, random_seed, sampler, target_accept, progressbar
+            As for :meth:`HierarchicalModel.fit`.
+        init
+            ``"modes"`` (default): chains spread over the distinct likelihood maxima within
+            ``close`` log-likelihood units of the best, so that a multimodal posterior shows
+            up as chains in different modes (:meth:`MixtureFit.modes`) instead of being
+            missed; ``"ml"``: every chain at the best maximum; ``"prior"``: PyMC's default
+            start (not recommended: mixtures need good starts).
+        close
+            Log-likelihood window for ``init="modes"``.
+
+        Returns
+        -------
+        MixtureFit
+        """
+        if init not in ("modes", "ml", "prior"):
+            raise ValueError(f"init must be 'modes', 'ml' or 'prior', got {init!r}")
+        settings = shrink_for_tests(
+            SampleSettings(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=random_seed,
+                sampler=sampler,
+                target_accept=target_accept,
+                progressbar=progressbar,
+            )
+        )
+        start = time.perf_counter()
+        if init == "prior":
+            idata, _ = run_nuts(self.pymc_model, settings, nutpie_options=_MIXTURE_NUTPIE)
+            starts: tuple[float, ...] = ()
+        else:
+            ml = self.fit_ml()
+            maxima = (
+                [m for m in ml.local_maxima if ml.loglik - m.loglik <= close] if init == "modes" else [ml]
+            )
+            points = [p for p in (_initvals(self.spec, m) for m in maxima) if p is not None]
+            idata, _ = run_nuts_from(self.pymc_model, settings, points, _MIXTURE_NUTPIE)
+            starts = tuple(maxima[c % len(points)].loglik for c in range(settings.chains))
+        return MixtureFit(
+            idata=idata,
+            spec=self.spec,
+            design=self.design,
+            settings=settings,
+            wall_time=time.perf_counter() - start,
+            model=self,
+            starts=starts,
+        )
+
+
+def _initvals(spec: MixtureSpec, ml: MixtureMLFit) -> dict[str, np.ndarray] | None:
+    """A maximum as PyMC initial values; None when it violates the strict ordering (tied classes)."""
+    beta, aux, gamma = ml.layout.natural(ml.maximum.theta)
+    values: dict[str, np.ndarray] = {}
+    if beta.size:
+        values["beta"] = beta
+    values.update(aux)
+    if spec.k > 1:
+        values["gamma"] = gamma
+    for group in spec.order_groups:
+        if spec.order_by == "class":
+            key = np.concatenate([[0.0], gamma[:, ml.design.class_coef_names.index("Intercept")]])[
+                list(group)
+            ]
+        elif spec.order_by in ml.design.coef_names:
+            key = beta[[spec.components.index(j) for j in group], ml.design.coef_names.index(spec.order_by)]
+        else:
+            key = aux[str(spec.order_by)][[spec.aux_classes(str(spec.order_by)).index(j) for j in group]]
+        if np.any(np.diff(key) <= 0):
+            return None
+    return values
+
+
+def fmm(
+    k: int,
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    family: str | PointMass | Sequence[str | PointMass] = "gaussian",
+    class_formula: str | None = None,
+    priors: Mapping[str, Prior] | None = None,
+    order_by: str | None = AUTO,
+    missing: str = "error",
+    trials: str | None = None,
+) -> MixtureModel:
+    """A Bayesian finite mixture model: Stata's ``fmm k: family y x...``.
+
+    Parameters
+    ----------
+    k
+        Number of classes (latent components).
+    formula
+        ``"y ~ x1 + x2"``: each class regresses the response on these covariates with its
+        own coefficients; ``"y ~ 1"`` is a mixture of distributions.
+    data
+        One row per observation.
+    family
+        One name for all classes or a list of ``k``: ``"gaussian"``, ``"lognormal"``,
+        ``"studentt"``, ``"poisson"``, ``"negbinomial"``, ``"gamma"``, ``"bernoulli"``,
+        ``"binomial"`` (with ``trials=``), ``"beta"``, ``"pointmass"`` (at 0, or
+        ``bx.PointMass(value)``).
+    class_formula
+        ``"~ z"``: covariates of the class probabilities (multinomial logit, class 1 the
+        base), Stata's ``lcprob(z)``.
+    priors
+        Priors by public name (``"Intercept[2]"``, ``"sigma"`` for every class,
+        ``"class[2]:z"``); defaults in :func:`bayesmix.spec.mixture.default_priors`.
+    order_by
+        The parameter whose increasing order labels the classes: default the first
+        coefficient (the intercept) among classes of one family; or an auxiliary
+        parameter (``"sigma"``), ``"class"`` (class probabilities), or None.
+    missing
+        ``"error"`` or ``"drop"`` (dropped rows are counted, warned about and recorded).
+    trials
+        Column with the number of binomial trials.
+
+    Returns
+    -------
+    MixtureModel
+
+    Examples
+    --------
+    >>> import bayesmix as bx
+    >>> model = bx.fmm(3, "thickness ~ 1", bx.datasets.load("stamps"))
+    >>> model.spec.ordering()
+    'classes 1, 2, 3 are ordered by increasing Intercept'
+    """
+    spec, design = specify_mixture(
+        k,
+        formula,
+        data,
+        family=family,
+        class_formula=class_formula,
+        priors=priors,
+        order_by=order_by,
+        missing=missing,
+        trials=trials,
+    )
+    return MixtureModel(spec, design)
+
+
+def compare_k(
+    ks: int | Sequence[int],
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    fit_kwargs: Mapping[str, object] | None = None,
+    **model_kwargs: object,
+) -> pd.DataFrame:
+    """Fit the mixture for each number of classes and compare them (Stata's ``estat ic``, plus PSIS-LOO).
+
+    Parameters
+    ----------
+    ks
+        The numbers of classes: an integer ``K`` means ``1..K``.
+    formula, data
+        As for :func:`fmm`.
+    fit_kwargs
+        Keyword arguments of :meth:`MixtureModel.fit` (``draws``, ``random_seed``, ...).
+    **model_kwargs
+        Keyword arguments of :func:`fmm` (``family``, ``class_formula``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per k: ML ``loglik``, ``df``, ``AIC``, ``BIC``; Bayesian ``elpd_loo``, its
+        ``se``, ``p_loo``, the number of observations with Pareto k above the reliability
+        threshold (``pareto_k_high``: then PSIS-LOO is unreliable for this k), and whether
+        the sampling diagnostics passed (``diagnostics_ok``, which includes the mode check).
+        Lower AIC/BIC and higher ``elpd_loo`` are better.
+    """
+    values = list(range(1, ks + 1)) if isinstance(ks, int) else list(ks)
+    if not values or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in values):
+        raise ValueError(f"ks must be a positive integer or a list of them, got {ks!r}")
+    rows = []
+    for k in values:
+        model = fmm(k, formula, data, **model_kwargs)  # type: ignore[arg-type]
+        ml = model.fit_ml()
+        fit = model.fit(**(fit_kwargs or {}))  # type: ignore[arg-type]
+        loo = fit.loo()
+        high = int((np.asarray(loo.pareto_k) > loo.good_k).sum())
+        rows.append(
+            {
+                "k": k,
+                "loglik": ml.loglik,
+                "df": ml.df,
+                "AIC": ml.aic,
+                "BIC": ml.bic,
+                "elpd_loo": float(loo.elpd),
+                "se": float(loo.se),
+                "p_loo": float(loo.p),
+                "pareto_k_high": high,
+                "diagnostics_ok": fit.diagnostics().ok,
+            }
+        )
+        if high:
+            warnings.warn(
+                f"k = {k}: {high} observations have Pareto k above {loo.good_k:.2f}, so PSIS-LOO is "
+                "unreliable there; compare with AIC/BIC or use K-fold cross-validation",
+                UserWarning,
+                stacklevel=2,
+            )
+    return pd.DataFrame(rows).set_index("k")

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pymc as pm
+import xarray as xr
 
-__all__ = ["SAMPLERS", "SampleSettings", "run_nuts"]
+__all__ = ["SAMPLERS", "SampleSettings", "run_nuts", "run_nuts_from"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 _JAX_SAMPLERS = ("numpyro", "blackjax")
@@ -69,9 +70,19 @@ def shrink_for_tests(settings: SampleSettings) -> SampleSettings:
     return replace(settings, draws=min(settings.draws, 300), tune=min(settings.tune, 300))
 
 
-def run_nuts(model: pm.Model, settings: SampleSettings) -> tuple[Any, float]:
-    """Sample ``model``; return the DataTree and the wall time in seconds."""
+def run_nuts(
+    model: pm.Model,
+    settings: SampleSettings,
+    initvals: dict[str, Any] | None = None,
+    nutpie_options: dict[str, Any] | None = None,
+) -> tuple[Any, float]:
+    """Sample ``model``; return the DataTree and the wall time.
+
+    ``initvals`` starts every chain there (no jitter); ``nutpie_options`` go to
+    ``nutpie.sample`` when the sampler is nutpie (e.g. ``{"adaptation": "low_rank"}``).
+    """
     kwargs: dict[str, Any] = {
+        "initvals": initvals,
         "draws": settings.draws,
         "tune": settings.tune,
         "chains": settings.chains,
@@ -86,9 +97,20 @@ def run_nuts(model: pm.Model, settings: SampleSettings) -> tuple[Any, float]:
         kwargs["cores"] = min(settings.chains, os.cpu_count() or 1)
     else:
         kwargs["nuts"] = {"target_accept": settings.target_accept}
+        if settings.sampler == "nutpie":
+            kwargs["nuts"].update(nutpie_options or {})
         if settings.sampler in _JAX_SAMPLERS:
             # one CPU device: run the chains vectorized (pmap needs one device per chain)
             kwargs["nuts"]["chain_method"] = "vectorized"
+    if initvals is not None:
+        # Start exactly there: the samplers' default jitter (uniform +-1 on the unconstrained
+        # scale) can throw a mixture's chains out of the mode they were started in.
+        if settings.sampler == "nutpie":
+            kwargs["compile_kwargs"] = {"jitter_rvs": set()}
+        elif settings.sampler == "pymc":
+            kwargs["init"] = "adapt_diag"
+        else:
+            kwargs["nuts"]["jitter"] = False
     start = time.perf_counter()
     with warnings.catch_warnings():
         # PyMC warns that nutpie ignores idata_kwargs we never pass; nothing to act on.
@@ -98,3 +120,40 @@ def run_nuts(model: pm.Model, settings: SampleSettings) -> tuple[Any, float]:
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
         idata = pm.sample(**kwargs)
     return idata, time.perf_counter() - start
+
+
+def run_nuts_from(
+    model: pm.Model,
+    settings: SampleSettings,
+    starts: list[dict[str, Any]],
+    nutpie_options: dict[str, Any] | None = None,
+) -> tuple[xr.DataTree, float]:
+    """Sample with chain ``c`` starting from ``starts[c % len(starts)]``.
+
+    Chains sharing a start run in one call; the calls' chains are joined in order of
+    their start (chain numbers 0, 1, ... follow ``starts``), so a check of the chains
+    can tell which start each came from.
+    """
+    groups = [list(range(i, settings.chains, len(starts))) for i in range(min(len(starts), settings.chains))]
+    if len(groups) == 1:
+        return run_nuts(model, settings, starts[0], nutpie_options)
+    trees, total = [], 0.0
+    for i, chains in enumerate(groups):
+        seed = None if settings.random_seed is None else (settings.random_seed + 7919 * i) % 2**32
+        group = replace(settings, chains=len(chains), random_seed=seed)
+        tree, wall = run_nuts(model, group, starts[i], nutpie_options)
+        trees.append(tree)
+        total += wall
+    return _join_chains(trees), total
+
+
+def _join_chains(trees: list[xr.DataTree]) -> xr.DataTree:
+    """One DataTree whose chains are those of ``trees`` in order (other groups from the first)."""
+    out = {}
+    for name in trees[0].children:
+        ds = trees[0][name].to_dataset()
+        if "chain" in ds.dims:
+            ds = xr.concat([t[name].to_dataset() for t in trees], dim="chain", combine_attrs="override")
+            ds = ds.assign_coords(chain=range(ds.sizes["chain"]))
+        out[f"/{name}"] = ds
+    return xr.DataTree.from_dict(out)

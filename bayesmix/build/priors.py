@@ -62,6 +62,11 @@ def _(p: bp.HalfStudentT) -> tuple[Any, dict[str, float]]:
 
 
 @prior_dist.register
+def _(p: bp.Gamma) -> tuple[Any, dict[str, float]]:
+    return pm.Gamma, {"alpha": p.alpha, "beta": p.beta}
+
+
+@prior_dist.register
 def _(p: bp.Exponential) -> tuple[Any, dict[str, float]]:
     return pm.Exponential, {"lam": p.lam}
 

@@ -34,6 +34,8 @@ class Diagnostics:
         E-BFMI per chain.
     n_draws
         Total post-warmup draws over chains.
+    extra
+        Model-specific problems found elsewhere (a mixture's chains in different modes), with advice.
     """
 
     table: pd.DataFrame
@@ -41,6 +43,7 @@ class Diagnostics:
     treedepth_saturation: float
     bfmi: np.ndarray
     n_draws: int
+    extra: tuple[str, ...] = ()
 
     @property
     def max_rhat(self) -> float:
@@ -60,7 +63,7 @@ class Diagnostics:
     @property
     def problems(self) -> list[str]:
         """One sentence with advice per failed check; empty when all pass."""
-        out = []
+        out = list(self.extra)
         if self.max_rhat > RHAT_MAX:
             worst = self.table["r_hat"].idxmax()
             out.append(
@@ -147,7 +150,7 @@ def _labels(name: str, da: xr.DataArray) -> list[str]:
     ]
 
 
-def diagnose(idata: xr.DataTree) -> Diagnostics:
+def diagnose(idata: xr.DataTree, extra: tuple[str, ...] = ()) -> Diagnostics:
     """Compute :class:`Diagnostics` from a fit's DataTree."""
     posterior = idata["posterior"].to_dataset()
     keep = [v for v in posterior.data_vars if not str(v).startswith("chol_corr_")]
@@ -163,5 +166,10 @@ def diagnose(idata: xr.DataTree) -> Diagnostics:
     bfmi = np.atleast_1d(np.asarray(azs.bfmi(idata)["energy"]))
     n_draws = int(stats["energy"].size)
     return Diagnostics(
-        table=table, divergences=divergences, treedepth_saturation=saturation, bfmi=bfmi, n_draws=n_draws
+        table=table,
+        divergences=divergences,
+        treedepth_saturation=saturation,
+        bfmi=bfmi,
+        n_draws=n_draws,
+        extra=extra,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import arviz_stats as azs
 import pandas as pd
 import xarray as xr
 
@@ -13,7 +12,7 @@ from ..sample import SampleSettings
 from ..spec.model import ModelSpec
 from ..spec.terms import Design, GroupFactor
 from .diagnostics import Diagnostics, diagnose
-from .parameters import elementwise_summary, parameter_draws
+from .parameters import elementwise_summary, parameter_draws, summarize
 from .shrinkage import shrinkage_table
 
 if TYPE_CHECKING:
@@ -73,10 +72,7 @@ class Fit:
         Columns: mean, sd, equal-tailed interval bounds at ``prob``, mcse_mean,
         ess_bulk, ess_tail, r_hat. Rows use the public parameter names.
         """
-        table = azs.summary(self.draws(), ci_prob=prob, ci_kind="eti", round_to="none")
-        lo, hi = [c for c in table.columns if str(c).startswith("eti")][:2]
-        table = table.rename(columns={lo: "lower", hi: "upper"})
-        return table[["mean", "sd", "lower", "upper", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]]
+        return summarize(self.draws(), prob)
 
     def diagnostics(self) -> Diagnostics:
         """R-hat, bulk/tail ESS, MCSE, divergences, tree-depth saturation and E-BFMI, with advice."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import arviz_stats as azs
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..spec.terms import Design
 
-__all__ = ["elementwise_summary", "parameter_draws"]
+__all__ = ["elementwise_summary", "parameter_draws", "summarize"]
 
 SAMPLE_DIMS = ("chain", "draw")
 
@@ -30,6 +31,18 @@ def elementwise_summary(draws: xr.DataArray, prob: float) -> dict[str, np.ndarra
         "lower": bounds.isel(ci_bound=0).values,
         "upper": bounds.isel(ci_bound=1).values,
     }
+
+
+def summarize(draws: xr.Dataset, prob: float) -> pd.DataFrame:
+    """Posterior summary per scalar variable of ``draws``.
+
+    Columns: mean, sd, equal-tailed interval bounds at ``prob`` (``lower``, ``upper``),
+    mcse_mean, ess_bulk, ess_tail, r_hat.
+    """
+    table = azs.summary(draws, ci_prob=prob, ci_kind="eti", round_to="none")
+    lo, hi = [c for c in table.columns if str(c).startswith("eti")][:2]
+    table = table.rename(columns={lo: "lower", hi: "upper"})
+    return table[["mean", "sd", "lower", "upper", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]]
 
 
 def parameter_draws(posterior: xr.Dataset, design: Design) -> xr.Dataset:

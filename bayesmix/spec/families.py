@@ -1,18 +1,53 @@
 """The family registry: one place that says what each likelihood needs.
 
-A family is data (name, links, auxiliary parameters with the default prior
-scale, the response's support). :mod:`bayesmix.build.families` maps the name to
-the PyMC likelihood.
+A family is data: its name, links (default first), auxiliary parameters with
+their default priors, the response's support, and the numpy pieces that results
+need (inverse link, component mean). :mod:`bayesmix.build.families` maps the name
+to the PyMC likelihood; nothing else branches on family names.
+
+The parametrizations (those of PyMC):
+
+========== ======== ================ =================================================
+family     link     auxiliary        distribution given the linear predictor eta
+========== ======== ================ =================================================
+gaussian   identity sigma            Normal(eta, sigma)
+lognormal  identity sigma            log y ~ Normal(eta, sigma): eta is the mean of log y
+studentt   identity sigma, nu        StudentT(nu, eta, sigma)
+poisson    log      (none)           Poisson(exp(eta))
+negbinomial log     alpha            NegativeBinomial(mu=exp(eta), alpha); var = mu + mu^2/alpha
+gamma      log      alpha            Gamma(shape alpha, mean exp(eta))
+bernoulli  logit    (none)           Bernoulli(expit(eta))
+binomial   logit    (none)           Binomial(trials, expit(eta))
+beta       logit    phi              Beta(mu phi, (1 - mu) phi), mu = expit(eta)
+pointmass  (none)   (none)           all mass at one value (Stata's ``pointmass``)
+========== ======== ================ =================================================
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
-__all__ = ["FAMILIES", "Family", "get_family"]
+from .priors import Exponential, Gamma, Prior
+
+__all__ = ["FAMILIES", "Family", "PointMass", "get_family"]
+
+FloatArray = npt.NDArray[np.float64]
+
+# Inverse links, applied elementwise to the linear predictor.
+INVERSE_LINKS: Mapping[str, Callable[[FloatArray], FloatArray]] = MappingProxyType(
+    {
+        "identity": lambda eta: eta,
+        "log": np.exp,
+        "logit": special.expit,
+        "probit": special.ndtr,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,43 +61,169 @@ class Family:
     links
         Allowed link functions, the default first.
     auxiliary
-        Names of the extra parameters (``sigma`` for the Gaussian).
+        The extra parameters with their default priors. ``None`` as a prior means
+        "scaled to the data": ``Exponential(1 / s)`` with ``s`` the SD of the response
+        on the linear-predictor scale (of ``log y`` for the lognormal).
     support
-        ``"real"``, ``"positive"``, ``"count"``, ``"binary"`` or ``"unit"``.
+        ``"real"``, ``"positive"``, ``"count"``, ``"binary"``, ``"unit"`` or ``"any"``.
+    log_response
+        True when the linear predictor models ``log y`` (lognormal).
     """
 
     name: str
     links: tuple[str, ...]
-    auxiliary: tuple[str, ...]
-    support: str
+    auxiliary: Mapping[str, Prior | None] = field(default_factory=dict)
+    support: str = "real"
+    log_response: bool = False
 
-    def check_support(self, y: npt.NDArray[np.float64], response: str) -> None:
-        """Raise ``ValueError`` naming the rows outside the family's support."""
-        bad = {
+    @property
+    def link(self) -> str:
+        """The default link."""
+        return self.links[0]
+
+    @property
+    def discrete(self) -> bool:
+        """True for families on the integers (counts, binary)."""
+        return self.support in ("count", "binary")
+
+    def outside(self, y: FloatArray) -> npt.NDArray[np.bool_]:
+        """True where a value lies outside the family's support."""
+        return {
+            "any": np.zeros(y.shape, bool),
             "real": np.zeros(y.shape, bool),
             "positive": y <= 0,
             "count": (y < 0) | (y != np.round(y)),
             "binary": (y != 0) & (y != 1),
             "unit": (y <= 0) | (y >= 1),
         }[self.support]
+
+    def check_support(self, y: FloatArray, response: str) -> None:
+        """Raise ``ValueError`` naming the values outside the family's support."""
+        bad = self.outside(y)
         if bad.any():
             rows = np.flatnonzero(bad)[:5].tolist()
+            wanted = {
+                "real": "finite",
+                "positive": "positive (> 0)",
+                "count": "non-negative integer",
+                "binary": "0/1",
+                "unit": "strictly between 0 and 1",
+            }[self.support]
             raise ValueError(
-                f"the {self.name} family needs a {self.support} response, but {int(bad.sum())} values "
-                f"of {response!r} are outside it (first positions {rows})"
+                f"the {self.name} family needs a {wanted} response, but {int(bad.sum())} values of "
+                f"{response!r} are outside that (first positions {rows}, values {y[rows].tolist()}); "
+                "choose a family whose support covers the data or transform the response"
             )
 
+    def location(self, y: FloatArray, trials: FloatArray | None = None) -> tuple[float, float]:
+        """Centre and scale of the response on the linear-predictor scale (for default priors)."""
+        link = self.link
+        if self.log_response:
+            z = np.log(y)
+            return float(np.mean(z)), _scale(z)
+        if link == "identity":
+            return float(np.mean(y)), _scale(y)
+        if link == "log":
+            return float(np.log(max(float(np.mean(y)), 1e-3))), 1.0
+        share = float(np.mean(y / trials) if trials is not None else np.mean(y))
+        return float(special.logit(min(max(share, 0.01), 0.99))), 1.0
 
-FAMILIES: dict[str, Family] = {
-    "gaussian": Family(name="gaussian", links=("identity",), auxiliary=("sigma",), support="real"),
+    def mean(self, eta: FloatArray, aux: Mapping[str, FloatArray]) -> FloatArray:
+        """The component mean E[y | class] given the linear predictor (per trial for the binomial)."""
+        if self.log_response:
+            return np.exp(eta + aux["sigma"] ** 2 / 2)
+        return INVERSE_LINKS[self.link](eta)
+
+    def sd(self, eta: FloatArray, aux: Mapping[str, FloatArray]) -> FloatArray | None:
+        """The component SD on the response scale (continuous families; None for discrete ones)."""
+        if self.discrete:
+            return None
+        mean = self.mean(eta, aux)
+        if self.log_response:
+            return mean * np.sqrt(np.expm1(aux["sigma"] ** 2))
+        if "sigma" in self.auxiliary:
+            return np.broadcast_to(aux["sigma"], np.shape(eta))
+        if self.name == "gamma":
+            return mean / np.sqrt(aux["alpha"])
+        return np.sqrt(mean * (1 - mean) / (1 + aux["phi"]))  # beta
+
+
+def _scale(values: FloatArray) -> float:
+    sd = float(np.std(values))
+    return sd if sd > 0 else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class PointMass:
+    """A component that puts all its mass on one value (Stata's ``pointmass``).
+
+    ``bx.PointMass(0)`` with a count family gives a zero-inflated model; the string
+    ``"pointmass"`` means ``PointMass(0)``.
+    """
+
+    value: float = 0.0
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.value, bool)
+            or not isinstance(self.value, int | float)
+            or not np.isfinite(self.value)
+        ):
+            raise TypeError(f"PointMass value must be a finite number, got {self.value!r}")
+        object.__setattr__(self, "value", float(self.value))
+
+    @property
+    def name(self) -> str:
+        """``pointmass``."""
+        return "pointmass"
+
+    def describe(self) -> str:
+        """Short text such as ``pointmass(0)``."""
+        return f"pointmass({self.value:g})"
+
+
+FAMILIES: Mapping[str, Family] = MappingProxyType(
+    {
+        "gaussian": Family(name="gaussian", links=("identity",), auxiliary={"sigma": None}),
+        "lognormal": Family(
+            name="lognormal",
+            links=("identity",),
+            auxiliary={"sigma": None},
+            support="positive",
+            log_response=True,
+        ),
+        "studentt": Family(
+            name="studentt", links=("identity",), auxiliary={"sigma": None, "nu": Gamma(2.0, 0.1)}
+        ),
+        "poisson": Family(name="poisson", links=("log",), support="count"),
+        "negbinomial": Family(
+            name="negbinomial", links=("log",), auxiliary={"alpha": Exponential(0.1)}, support="count"
+        ),
+        "gamma": Family(
+            name="gamma", links=("log",), auxiliary={"alpha": Exponential(0.1)}, support="positive"
+        ),
+        "bernoulli": Family(name="bernoulli", links=("logit", "probit"), support="binary"),
+        "binomial": Family(name="binomial", links=("logit", "probit"), support="count"),
+        "beta": Family(name="beta", links=("logit",), auxiliary={"phi": Exponential(0.1)}, support="unit"),
+    }
+)
+
+_ALIASES = {
+    "normal": "gaussian",
+    "student_t": "studentt",
+    "t": "studentt",
+    "negative_binomial": "negbinomial",
 }
 
 
 def get_family(name: str) -> Family:
-    """Look a family up by name, with a clear error for an unknown one."""
+    """Look a family up by name (``"normal"`` is an alias of ``"gaussian"``), with a clear error."""
     if not isinstance(name, str):
         raise TypeError(f"family must be a string such as 'gaussian', got {type(name).__name__}")
+    key = _ALIASES.get(name.lower(), name.lower())
     try:
-        return FAMILIES[name.lower()]
+        return FAMILIES[key]
     except KeyError:
-        raise ValueError(f"unknown family {name!r}; available: {', '.join(sorted(FAMILIES))}") from None
+        raise ValueError(
+            f"unknown family {name!r}; available: {', '.join(sorted(FAMILIES))} (and 'pointmass' in mixtures)"
+        ) from None

@@ -151,6 +151,11 @@ def specify(
 ) -> tuple[ModelSpec, Design]:
     """Check everything the user gave and evaluate the design; nothing is compiled here."""
     fam = get_family(family)
+    if fam.name != "gaussian":
+        raise ValueError(
+            f"hierarchical models take family='gaussian' for now, got {family!r}; the other families "
+            "(available in bx.fmm) come to hierarchical models with the GLMM work"
+        )
     parsed = parse(formula)
     rows, dropped = select_rows(parsed, data, missing)
 

@@ -20,6 +20,7 @@ __all__ = [
     "Cauchy",
     "Exponential",
     "Flat",
+    "Gamma",
     "HalfCauchy",
     "HalfNormal",
     "HalfStudentT",
@@ -177,6 +178,20 @@ class Exponential(Prior):
     def __post_init__(self) -> None:
         self._check()
         _positive("lam", self.lam, "Exponential")
+
+
+@dataclass(frozen=True, slots=True)
+class Gamma(Prior):
+    """Gamma with shape alpha and rate beta (mean alpha/beta)."""
+
+    alpha: float = 2.0
+    beta: float = 0.1
+    positive = True
+
+    def __post_init__(self) -> None:
+        self._check()
+        _positive("alpha", self.alpha, "Gamma")
+        _positive("beta", self.beta, "Gamma")
 
 
 @dataclass(frozen=True, slots=True)

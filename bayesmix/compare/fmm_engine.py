@@ -1,0 +1,354 @@
+"""Maximum likelihood for finite mixtures: EM-refined starts, then direct maximization.
+
+The log-likelihood is the one the Bayesian model uses
+(:func:`bayesmix.build.mixtures.joint_logp`), compiled with PyTensor together with
+its gradient and Hessian on an unconstrained scale: coefficients as they are,
+auxiliary parameters (``sigma``, ``alpha``, ``nu``, ``phi``) on the log scale,
+class logits as they are.
+
+Search (Notes of :func:`maximize`): many starts, each from responsibilities drawn
+around randomly chosen observations (the ``random_from_data`` idea), refined by EM
+and then by L-BFGS-B and Newton steps on the marginal log-likelihood itself.
+Every distinct maximum is kept; degenerate ones (a class collapsing onto tied
+values, or holding fewer observations than it has coefficients) are refused.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pytensor
+import pytensor.tensor as pt
+from scipy import optimize
+
+from ..build.mixtures import joint_logp
+from ..spec.families import Family
+from ..spec.mixture import MixtureDesign, MixtureSpec
+
+__all__ = ["Layout", "Maximum", "Objective", "maximize"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where each parameter sits in the flat unconstrained vector ``theta``."""
+
+    n_components: int
+    n_coefs: int
+    aux_sizes: tuple[tuple[str, int], ...]
+    k: int
+    n_class_coefs: int
+
+    @classmethod
+    def of(cls, spec: MixtureSpec, design: MixtureDesign) -> Layout:
+        """The layout of a model."""
+        return cls(
+            n_components=len(spec.components),
+            n_coefs=len(design.coef_names),
+            aux_sizes=tuple((a, len(spec.aux_classes(a))) for a in spec.aux_names),
+            k=spec.k,
+            n_class_coefs=len(design.class_coef_names),
+        )
+
+    @property
+    def size(self) -> int:
+        """Length of ``theta``."""
+        return (
+            self.n_components * self.n_coefs
+            + sum(n for _, n in self.aux_sizes)
+            + (self.k - 1) * self.n_class_coefs
+        )
+
+    def split(self, theta):  # type: ignore[no-untyped-def]
+        """``theta`` -> (beta, {aux: log values}, gamma); works on numpy arrays and tensors alike."""
+        at = self.n_components * self.n_coefs
+        beta = theta[:at].reshape((self.n_components, self.n_coefs))
+        aux = {}
+        for name, n in self.aux_sizes:
+            aux[name] = theta[at : at + n]
+            at += n
+        gamma = theta[at:].reshape((self.k - 1, self.n_class_coefs))
+        return beta, aux, gamma
+
+    def natural(self, theta: FloatArray) -> tuple[FloatArray, dict[str, FloatArray], FloatArray]:
+        """Parameters on their natural scale (auxiliaries exponentiated)."""
+        beta, log_aux, gamma = self.split(np.asarray(theta, dtype=float))
+        return beta, {a: np.exp(v) for a, v in log_aux.items()}, gamma
+
+    def pack(self, beta: FloatArray, aux: dict[str, FloatArray], gamma: FloatArray) -> FloatArray:
+        """Natural-scale parameters -> ``theta``."""
+        parts = [np.ravel(beta), *(np.log(aux[a]) for a, _ in self.aux_sizes), np.ravel(gamma)]
+        return np.concatenate(parts).astype(float)
+
+    def aux_mask(self) -> npt.NDArray[np.bool_]:
+        """True at the log-auxiliary entries of ``theta``."""
+        mask = np.zeros(self.size, bool)
+        at = self.n_components * self.n_coefs
+        mask[at : at + sum(n for _, n in self.aux_sizes)] = True
+        return mask
+
+
+class Objective:
+    """Compiled log-likelihood, EM objective, responsibilities and Hessian of one model."""
+
+    def __init__(self, spec: MixtureSpec, design: MixtureDesign) -> None:
+        self.layout = Layout.of(spec, design)
+        theta = pt.vector("theta", shape=(self.layout.size,))
+        resp = pt.matrix("resp", shape=(design.n_obs, spec.k))
+        beta, log_aux, gamma = self.layout.split(theta)
+        joint = joint_logp(spec, design, beta, {a: pt.exp(v) for a, v in log_aux.items()}, gamma)
+        loglik = pt.sum(pt.logsumexp(joint, axis=1))
+        # Expected complete-data log-likelihood; classes with zero responsibility add nothing
+        # (their -inf point-mass entries would otherwise give 0 * -inf).
+        q = pt.sum(pt.switch(pt.gt(resp, 0), resp * joint, 0.0))
+        weights = pt.exp(joint - pt.logsumexp(joint, axis=1, keepdims=True))
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
+            )
+            self._loglik = pytensor.function([theta], [loglik, pt.grad(loglik, theta)])  # type: ignore[list-item]
+            self._q = pytensor.function([theta, resp], [q, pt.grad(q, theta)])  # type: ignore[list-item]
+            self._weights = pytensor.function([theta], weights)
+            self._hessian = pytensor.function([theta], pytensor.gradient.hessian(loglik, theta))
+
+    def loglik(self, theta: FloatArray) -> tuple[float, FloatArray]:
+        """Log-likelihood and its gradient."""
+        value, grad = self._loglik(theta)
+        return float(value), np.asarray(grad)
+
+    def q(self, theta: FloatArray, resp: FloatArray) -> tuple[float, FloatArray]:
+        """EM objective and its gradient."""
+        value, grad = self._q(theta, resp)
+        return float(value), np.asarray(grad)
+
+    def responsibilities(self, theta: FloatArray) -> FloatArray:
+        """Posterior class probabilities per observation (n x k)."""
+        return np.asarray(self._weights(theta))
+
+    def hessian(self, theta: FloatArray) -> FloatArray:
+        """Hessian of the log-likelihood in ``theta``."""
+        return np.asarray(self._hessian(theta))
+
+
+@dataclass(frozen=True, slots=True)
+class Maximum:
+    """One local maximum: ``theta`` (canonical labels), log-likelihood, and why it is refused (if it is)."""
+
+    theta: FloatArray
+    loglik: float
+    converged: bool
+    degenerate: str | None
+
+
+def _resolution(values: FloatArray) -> float:
+    gaps = np.diff(np.unique(values))
+    return float(gaps.min()) if gaps.size else 1.0
+
+
+def _bounds(
+    spec: MixtureSpec, design: MixtureDesign, layout: Layout
+) -> list[tuple[float | None, float | None]]:
+    """Keep degenerate directions finite: scales at least 1/1000 of the data's resolution, logits in +-30."""
+    bounds: list[tuple[float | None, float | None]] = [(None, None)] * (layout.n_components * layout.n_coefs)
+    for name, _ in layout.aux_sizes:
+        for j in spec.aux_classes(name):
+            family = spec.families[j]
+            assert isinstance(family, Family)
+            if name == "sigma":
+                values = np.log(design.y) if family.log_response else design.y
+                bounds.append((float(np.log(_resolution(values) / 1000)), None))
+            else:
+                bounds.append((-20.0, 20.0))
+    bounds += [(-30.0, 30.0)] * ((layout.k - 1) * layout.n_class_coefs)
+    return bounds
+
+
+def _start(spec: MixtureSpec, design: MixtureDesign, rng: np.random.Generator) -> FloatArray:
+    """Responsibilities around k randomly chosen observations (point masses take their own values)."""
+    y, k = design.y, spec.k
+    resp = np.zeros((design.n_obs, k))
+    comps = list(spec.components)
+    spread = np.std(y) / max(len(comps), 1) + 1e-12
+    centres = rng.choice(y, size=len(comps), replace=len(np.unique(y)) < len(comps))
+    resp[:, comps] = np.exp(-0.5 * ((y[:, None] - centres[None, :]) / spread) ** 2) + 1e-3
+    for j, family in enumerate(spec.families):
+        if not isinstance(family, Family):
+            resp[:, j] = np.where(y == family.value, 1.0, 0.0)
+    return resp / resp.sum(axis=1, keepdims=True)
+
+
+def _moments(spec: MixtureSpec, design: MixtureDesign, layout: Layout, resp: FloatArray) -> FloatArray:
+    """A parameter vector matching weighted moments of the responsibilities (the first M-step's start)."""
+    beta = np.zeros((layout.n_components, layout.n_coefs))
+    aux: dict[str, FloatArray] = {a: np.ones(n) for a, n in layout.aux_sizes}
+    intercept = design.coef_names.index("Intercept") if "Intercept" in design.coef_names else None
+    for row, j in enumerate(spec.components):
+        family = spec.families[j]
+        assert isinstance(family, Family)
+        w = resp[:, j] + 1e-12
+        centre, _ = family.location(design.y[w > 1e-6] if (w > 1e-6).sum() > 1 else design.y, design.trials)
+        values = np.log(design.y) if family.log_response else design.y
+        mean = np.average(values, weights=w)
+        if family.link == "identity" or family.log_response:
+            centre = mean
+        if intercept is not None:
+            beta[row, intercept] = centre
+        if "sigma" in family.auxiliary:
+            sd = np.sqrt(np.average((values - mean) ** 2, weights=w))
+            aux["sigma"][spec.aux_classes("sigma").index(j)] = max(sd, _resolution(values))
+    share = np.maximum(resp.mean(axis=0), 1e-6)
+    gamma = np.zeros((layout.k - 1, layout.n_class_coefs))
+    if "Intercept" in design.class_coef_names:
+        gamma[:, design.class_coef_names.index("Intercept")] = np.log(share[1:] / share[0])
+    return layout.pack(beta, aux, gamma)
+
+
+def _lbfgs(fun, theta: FloatArray, bounds, maxiter: int) -> FloatArray:  # type: ignore[no-untyped-def]
+    def negative(t: FloatArray) -> tuple[float, FloatArray]:
+        value, grad = fun(t)
+        return -value, -grad
+
+    res = optimize.minimize(
+        negative,
+        theta,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9},
+    )
+    return np.asarray(res.x)
+
+
+def _newton(objective: Objective, theta: FloatArray, bounds, steps: int = 5) -> tuple[FloatArray, bool]:  # type: ignore[no-untyped-def]
+    """Newton steps (with halving) from an L-BFGS point, for a maximum to the last digits."""
+    lower = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
+    upper = np.array([np.inf if b[1] is None else b[1] for b in bounds])
+    value, grad = objective.loglik(theta)
+    for _ in range(steps):
+        hess = objective.hessian(theta)
+        try:
+            step = np.linalg.solve(-hess, grad)
+        except np.linalg.LinAlgError:
+            return theta, False
+        for _halving in range(30):
+            trial = np.clip(theta + step, lower, upper)
+            trial_value, trial_grad = objective.loglik(trial)
+            if np.isfinite(trial_value) and trial_value >= value - 1e-12:
+                break
+            step = step / 2
+        else:
+            break
+        theta, value, grad = trial, trial_value, trial_grad
+        if np.max(np.abs(grad)) < 1e-8 * max(1.0, abs(value)):
+            break
+    return theta, bool(np.max(np.abs(grad)) < 1e-4 * max(1.0, abs(value)) ** 0.5)
+
+
+def canonical(spec: MixtureSpec, design: MixtureDesign, layout: Layout, theta: FloatArray) -> FloatArray:
+    """Relabel classes so that each ordered group increases in ``spec.order_by`` (the Bayesian constraint)."""
+    if spec.order_by is None:
+        return theta
+    beta, aux, gamma = layout.natural(theta)
+    logits = np.vstack([np.zeros((1, layout.n_class_coefs)), gamma])
+    comps = spec.components
+    perm = list(range(spec.k))
+    for group in spec.order_groups:
+        if spec.order_by == "class":
+            key = [logits[j, design.class_coef_names.index("Intercept")] for j in group]
+        elif spec.order_by in design.coef_names:
+            key = [beta[comps.index(j), design.coef_names.index(spec.order_by)] for j in group]
+        else:
+            classes = spec.aux_classes(spec.order_by)
+            key = [aux[spec.order_by][classes.index(j)] for j in group]
+        for position, old in zip(group, [group[i] for i in np.argsort(key, kind="stable")], strict=True):
+            perm[position] = old
+    beta = beta[[comps.index(perm[j]) for j in comps]]
+    aux = {a: v[[spec.aux_classes(a).index(perm[j]) for j in spec.aux_classes(a)]] for a, v in aux.items()}
+    logits = logits[perm] - logits[perm[0]]
+    return layout.pack(beta, aux, logits[1:])
+
+
+def degeneracy(
+    spec: MixtureSpec, design: MixtureDesign, layout: Layout, theta: FloatArray, resp: FloatArray
+) -> str | None:
+    """Why a maximum is degenerate, or None.
+
+    Degenerate: a class holding fewer observations than it has coefficients, or a class whose
+    SD is below a tenth of the data's resolution (collapsed onto tied values).
+    """
+    beta, aux, _ = layout.natural(theta)
+    sizes = resp.sum(axis=0)
+    resolution = _resolution(design.y)
+    for j in spec.components:
+        family = spec.families[j]
+        assert isinstance(family, Family)
+        label = spec.classes[j]
+        if sizes[j] < layout.n_coefs + 1:
+            return (
+                f"class {label} holds {sizes[j]:.2g} observations' worth of data, fewer than its parameters"
+            )
+        eta = design.X @ beta[spec.components.index(j)] if layout.n_coefs else np.zeros(design.n_obs)
+        params = {a: aux[a][spec.aux_classes(a).index(j)] for a in family.auxiliary}
+        sd = family.sd(np.array([np.average(eta, weights=resp[:, j])]), params)
+        if sd is not None and float(sd[0]) < resolution / 10:
+            return (
+                f"class {label} has collapsed (SD {float(sd[0]):.3g}, below a tenth of the data's resolution "
+                f"{resolution:.3g}): its likelihood grows without bound on tied values"
+            )
+    return None
+
+
+def maximize(
+    spec: MixtureSpec,
+    design: MixtureDesign,
+    objective: Objective,
+    *,
+    n_starts: int,
+    em_iterations: int,
+    rng: np.random.Generator,
+) -> list[Maximum]:
+    """Search from ``n_starts`` starts; return the distinct maxima found, best first.
+
+    Notes
+    -----
+    Each start: responsibilities around randomly chosen observations; weighted moments give
+    a first parameter vector; ``em_iterations`` EM steps (the M-step maximizes the
+    expected complete-data log-likelihood by L-BFGS-B); then L-BFGS-B and Newton steps on
+    the log-likelihood. Maxima are told apart by their log-likelihood (1e-6 relative)
+    and their relabelled parameters (1e-3 on the unconstrained scale).
+    """
+    layout = objective.layout
+    bounds = _bounds(spec, design, layout)
+    found: list[Maximum] = []
+    for _ in range(n_starts):
+        resp = _start(spec, design, rng)
+        theta = _moments(spec, design, layout, resp)
+        theta = _lbfgs(lambda t, r=resp: objective.q(t, r), theta, bounds, maxiter=200)
+        previous = -np.inf
+        for _step in range(em_iterations):
+            resp = objective.responsibilities(theta)
+            theta = _lbfgs(lambda t, r=resp: objective.q(t, r), theta, bounds, maxiter=50)
+            value, _ = objective.loglik(theta)
+            if value - previous < 1e-8 * max(1.0, abs(value)):
+                break
+            previous = value
+        theta = _lbfgs(objective.loglik, theta, bounds, maxiter=2000)
+        theta, converged = _newton(objective, theta, bounds)
+        value, _ = objective.loglik(theta)
+        if not np.isfinite(value):
+            continue
+        theta = canonical(spec, design, layout, theta)
+        reason = degeneracy(spec, design, layout, theta, objective.responsibilities(theta))
+        candidate = Maximum(theta=theta, loglik=value, converged=converged, degenerate=reason)
+        if not any(_same(candidate, m) for m in found):
+            found.append(candidate)
+    return sorted(found, key=lambda m: -m.loglik)
+
+
+def _same(a: Maximum, b: Maximum) -> bool:
+    close_value = abs(a.loglik - b.loglik) <= 1e-6 * max(1.0, abs(a.loglik))
+    return close_value and bool(np.max(np.abs(a.theta - b.theta)) < 1e-3)

@@ -1,0 +1,283 @@
+"""The result of a Bayesian mixture fit: class probabilities, class membership, densities, modes.
+
+Every quantity is computed draw by draw from the same joint log-density the model
+was built from (:func:`bayesmix.build.mixtures.compile_joint`) and then summarized,
+so intervals carry the posterior uncertainty of all parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import arviz_stats as azs
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import xarray as xr
+from scipy import special
+
+from ..build.mixtures import compile_joint
+from ..sample import SampleSettings
+from ..spec.mixture import (
+    MixtureDesign,
+    MixtureSpec,
+    class_shares,
+    component_means,
+    design_for,
+    parameter_names,
+)
+from .diagnostics import Diagnostics, diagnose
+from .modes import ChainModes, chain_modes
+from .parameters import SAMPLE_DIMS, summarize
+
+if TYPE_CHECKING:
+    from ..api import MixtureModel
+
+__all__ = ["MixtureFit"]
+
+FloatArray = npt.NDArray[np.float64]
+_DENSITY_DRAWS = 1000  # draws used for densities with covariates (rows x grid x draws grows fast)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MixtureFit:
+    """A fitted Bayesian finite mixture model.
+
+    Attributes
+    ----------
+    idata
+        The ``xarray.DataTree``: posterior (``beta``, ``sigma`` ..., ``gamma``, ``class_prob``),
+        sample_stats, observed_data.
+    spec, design
+        The model specification and its evaluated data.
+    settings
+        Sampler settings.
+    wall_time
+        Seconds from the call to ``fit`` to the end of sampling (ML starts and compilation included).
+    model
+        The model object that produced this fit.
+    starts
+        Log-likelihood of the maximum each chain started from.
+    """
+
+    idata: xr.DataTree
+    spec: MixtureSpec
+    design: MixtureDesign
+    settings: SampleSettings
+    wall_time: float
+    model: MixtureModel
+    starts: tuple[float, ...] = ()
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior group as a Dataset."""
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def dropped(self) -> pd.Index:
+        """Index labels of the rows dropped under ``missing="drop"`` (empty otherwise)."""
+        return pd.Index(self.spec.dropped)
+
+    @property
+    def ordering(self) -> str:
+        """The identifiability constraint, in words."""
+        return self.spec.ordering()
+
+    # ----- draws under public names -------------------------------------------------------
+    def _arrays(self) -> tuple[FloatArray, dict[str, FloatArray], FloatArray]:
+        """``beta`` (S, components, coefs), auxiliaries (S, classes), ``gamma`` (S, k - 1, class coefs)."""
+        post = self.posterior
+        size = post.sizes["chain"] * post.sizes["draw"]
+        flat = {name: post[name].stack(_s=SAMPLE_DIMS).transpose("_s", ...).values for name in post.data_vars}
+        beta = flat.get("beta", np.zeros((size, len(self.spec.components), 0)))
+        aux = {a: flat[a] for a in self.spec.aux_names}
+        gamma = flat.get("gamma", np.zeros((size, 0, len(self.design.class_coef_names))))
+        return beta, aux, gamma
+
+    def draws(self) -> xr.Dataset:
+        """Draws of every parameter under its public name (``Intercept[1]``, ``sigma[2]``, ``class[2]:x``)."""
+        if "draws" not in self._cache:
+            post, labels = self.posterior, self.spec.classes
+            out: dict[str, xr.DataArray] = {}
+            for j in self.spec.components:
+                for c in self.design.coef_names:
+                    out[f"{c}[{labels[j]}]"] = post["beta"].sel(component=labels[j], coef=c, drop=True)
+            for a in self.spec.aux_names:
+                for j in self.spec.aux_classes(a):
+                    out[f"{a}[{labels[j]}]"] = post[a].sel({f"{a}__class": labels[j]}, drop=True)
+            for j in range(1, self.spec.k):
+                for c in self.design.class_coef_names:
+                    out[f"class[{labels[j]}]:{c}"] = post["gamma"].sel(
+                        class_logit=labels[j], class_coef=c, drop=True
+                    )
+            self._cache["draws"] = xr.Dataset({n: out[n] for n in parameter_names(self.spec, self.design)})
+        return self._cache["draws"]
+
+    def summary(self, prob: float = 0.95) -> pd.DataFrame:
+        """Posterior summary per parameter: mean, sd, interval, MCSE, ESS, R-hat."""
+        return summarize(self.draws(), prob)
+
+    def priors(self) -> pd.DataFrame:
+        """The prior of every parameter, defaults included."""
+        return self.spec.prior_table()
+
+    # ----- per-draw log-densities ----------------------------------------------------------
+    def _joint(self, design: MixtureDesign, max_draws: int | None = None) -> FloatArray:
+        """Joint log-density ``log pi_ij + log f_j(y_i)`` per draw: shape (S, n, k)."""
+        beta, aux, gamma = self._arrays()
+        index = np.arange(beta.shape[0])
+        if max_draws is not None and index.size > max_draws:
+            index = np.linspace(0, index.size - 1, max_draws).round().astype(int)
+        function = compile_joint(self.spec, design)
+        return np.stack(
+            [function(beta[s], *(aux[a][s] for a in self.spec.aux_names), gamma[s]) for s in index]
+        )
+
+    def _fitted_joint(self) -> FloatArray:
+        if "joint" not in self._cache:
+            self._cache["joint"] = self._joint(self.design)
+        return self._cache["joint"]
+
+    def _reshape(self, values: FloatArray, dims: tuple[str, ...], coords: dict[str, Any]) -> xr.DataArray:
+        post = self.posterior
+        shape = (post.sizes["chain"], post.sizes["draw"], *values.shape[1:])
+        return xr.DataArray(
+            values.reshape(shape),
+            dims=("chain", "draw", *dims),
+            coords={"chain": post["chain"].values, "draw": post["draw"].values, **coords},
+        )
+
+    def log_likelihood(self) -> xr.DataArray:
+        """Pointwise log-likelihood ``log p(y_i | theta)`` per draw (chain, draw, obs)."""
+        pointwise = special.logsumexp(self._fitted_joint(), axis=2)
+        return self._reshape(pointwise, ("obs",), {"obs": np.arange(self.design.n_obs)})
+
+    def loo(self) -> Any:
+        """PSIS-LOO (arviz-stats) from the pointwise log-likelihood; check its Pareto k diagnostics."""
+        if "loo" not in self._cache:
+            tree = self.idata.copy()
+            tree["log_likelihood"] = xr.DataTree(
+                xr.Dataset({self.design.response_name: self.log_likelihood()})
+            )
+            self._cache["loo"] = azs.loo(tree, var_name=self.design.response_name)
+        return self._cache["loo"]
+
+    # ----- diagnostics ---------------------------------------------------------------------
+    def modes(self) -> ChainModes:
+        """Chains grouped by the mode they sampled (see :mod:`bayesmix.results.modes`)."""
+        if "modes" not in self._cache:
+            loglik = self.log_likelihood().sum("obs")
+            self._cache["modes"] = chain_modes(self.draws(), loglik)
+        return self._cache["modes"]
+
+    def diagnostics(self) -> Diagnostics:
+        """R-hat, ESS, divergences, E-BFMI, tree depth, and the per-chain mode check, with advice."""
+        if "diagnostics" not in self._cache:
+            problem = self.modes().problem()
+            self._cache["diagnostics"] = diagnose(self.idata, extra=(problem,) if problem else ())
+        return self._cache["diagnostics"]
+
+    # ----- class probabilities, membership, densities ---------------------------------------
+    def class_probabilities(self, prob: float = 0.95) -> pd.DataFrame:
+        """Stata's ``estat lcprob``: each class's probability averaged over the data; mean, sd, interval."""
+        _, _, gamma = self._arrays()
+        W = self.design.W
+        shares = np.stack([class_shares(g, W).mean(axis=0) for g in gamma])  # (S, k)
+        return _summary_frame(shares, self.spec.classes, prob, "probability")
+
+    def posterior_class_probabilities(
+        self, data: pd.DataFrame | None = None, *, draws: bool = False
+    ) -> pd.DataFrame | xr.DataArray:
+        """Stata's ``predict, classposteriorpr``: P(class | y, x) per observation.
+
+        Parameters
+        ----------
+        data
+            New rows with the response and covariates; default the fitted data.
+        draws
+            Return every draw (a DataArray ``chain, draw, obs, class``) instead of the
+            posterior mean (an ``n x k`` DataFrame).
+        """
+        design = self.design if data is None else design_for(self.spec, data)
+        joint = self._fitted_joint() if data is None else self._joint(design)
+        weights = np.exp(joint - special.logsumexp(joint, axis=2, keepdims=True))
+        if draws:
+            return self._reshape(
+                weights, ("obs", "class"), {"obs": design.index, "class": list(self.spec.classes)}
+            )
+        return pd.DataFrame(
+            weights.mean(axis=0), index=design.index, columns=pd.Index(self.spec.classes, name="class")
+        )
+
+    def component_means(self, data: pd.DataFrame | None = None, prob: float = 0.95) -> pd.DataFrame:
+        """Per class, the mean of the response within the class averaged over the data's covariates."""
+        design = self.design if data is None else design_for(self.spec, data)
+        beta, aux, _ = self._arrays()
+        means = np.stack(
+            [
+                component_means(self.spec, design, beta[s], {a: v[s] for a, v in aux.items()})
+                for s in range(beta.shape[0])
+            ]
+        )
+        return _summary_frame(means, self.spec.classes, prob, "mean")
+
+    def density(self, values: npt.ArrayLike, prob: float = 0.95) -> pd.DataFrame:
+        """Stata's ``predict, density marginal``: the mixture density at ``values`` with a ``prob`` band.
+
+        With covariates the density is averaged over the fitted rows' covariates. Columns:
+        ``mean``, ``lower``, ``upper`` (the marginal density) and each class's weighted
+        contribution (posterior mean).
+        """
+        grid = np.asarray(values, dtype=float).ravel()
+        if grid.size == 0 or not np.isfinite(grid).all():
+            raise ValueError("values must be a non-empty array of finite numbers")
+        if self.design.trials is not None:
+            raise ValueError(
+                "density() is not defined for binomial classes, whose density depends on the trials"
+            )
+        rows = np.unique(np.hstack([self.design.X, self.design.W]), axis=0, return_counts=True)
+        covariates, counts = rows
+        p = self.design.X.shape[1]
+        design = replace(
+            self.design,
+            y=np.repeat(grid, len(counts)),
+            X=np.tile(covariates[:, :p], (grid.size, 1)),
+            W=np.tile(covariates[:, p:], (grid.size, 1)),
+            index=pd.RangeIndex(grid.size * len(counts)),
+        )
+        joint = self._joint(design, max_draws=None if len(counts) == 1 else _DENSITY_DRAWS)
+        weights = counts / counts.sum()
+        per_class = np.einsum(
+            "sgrk,r->sgk", np.exp(joint).reshape(joint.shape[0], grid.size, len(counts), -1), weights
+        )
+        total = per_class.sum(axis=2)
+        lower, upper = np.quantile(total, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        frame = pd.DataFrame(
+            {"mean": total.mean(axis=0), "lower": lower, "upper": upper}, index=pd.Index(grid, name="value")
+        )
+        for j, label in enumerate(self.spec.classes):
+            frame[f"class {label}"] = per_class[:, :, j].mean(axis=0)
+        return frame
+
+    def compare(self, prob: float = 0.95) -> pd.DataFrame:
+        """The posterior beside the maximum-likelihood fit (the best maximum), one row per parameter.
+
+        ``diff_sd = (posterior mean - estimate) / posterior sd``.
+        """
+        ml = self.model.fit_ml()
+        freq = ml.table(prob)[["estimate", "std_error", "ci_lower", "ci_upper"]]
+        table = self.summary(prob)[["mean", "sd", "lower", "upper"]].join(freq, how="left")
+        table["diff_sd"] = (table["mean"] - table["estimate"]) / table["sd"]
+        table.index.name = "parameter"
+        table.attrs["reference"] = f"maximum likelihood (log-likelihood {ml.loglik:.4f})"
+        return table
+
+
+def _summary_frame(values: FloatArray, classes: tuple[str, ...], prob: float, name: str) -> pd.DataFrame:
+    lower, upper = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+    return pd.DataFrame(
+        {name: values.mean(axis=0), "sd": values.std(axis=0, ddof=1), "lower": lower, "upper": upper},
+        index=pd.Index(classes, name="class"),
+    )
