@@ -156,4 +156,8 @@ def _join_chains(trees: list[xr.DataTree]) -> xr.DataTree:
             ds = xr.concat([t[name].to_dataset() for t in trees], dim="chain", combine_attrs="override")
             ds = ds.assign_coords(chain=range(ds.sizes["chain"]))
         out[f"/{name}"] = ds
+    if "sampling_time" in out.get("/posterior", xr.Dataset()).attrs:
+        out["/posterior"].attrs["sampling_time"] = sum(
+            float(t["posterior"].attrs["sampling_time"]) for t in trees
+        )
     return xr.DataTree.from_dict(out)

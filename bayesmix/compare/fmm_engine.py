@@ -93,7 +93,13 @@ class Layout:
 
 
 class Objective:
-    """Compiled log-likelihood, EM objective, responsibilities and Hessian of one model."""
+    """Compiled log-likelihood, EM objective and responsibilities of one model, with their derivatives.
+
+    One PyTensor function computes everything from ``(theta, resp)``: compiling a single
+    graph takes a quarter of the time of four separate ones (and PyTensor's symbolic
+    Hessian is the slowest of them to compile), so the Hessian is taken by central
+    differences of the exact gradient instead (:meth:`hessian`).
+    """
 
     def __init__(self, spec: MixtureSpec, design: MixtureDesign) -> None:
         self.layout = Layout.of(spec, design)
@@ -106,32 +112,45 @@ class Objective:
         # (their -inf point-mass entries would otherwise give 0 * -inf).
         q = pt.sum(pt.switch(pt.gt(resp, 0), resp * joint, 0.0))
         weights = pt.exp(joint - pt.logsumexp(joint, axis=1, keepdims=True))
+        self._no_resp = np.zeros((design.n_obs, spec.k))
         with warnings.catch_warnings():
             warnings.filterwarnings(
                 "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
             )
-            self._loglik = pytensor.function([theta], [loglik, pt.grad(loglik, theta)])  # type: ignore[list-item]
-            self._q = pytensor.function([theta, resp], [q, pt.grad(q, theta)])  # type: ignore[list-item]
-            self._weights = pytensor.function([theta], weights)
-            self._hessian = pytensor.function([theta], pytensor.gradient.hessian(loglik, theta))
+            self._function = pytensor.function(
+                [theta, resp],
+                [loglik, pt.grad(loglik, theta), q, pt.grad(q, theta), weights],  # type: ignore[list-item]
+            )
 
     def loglik(self, theta: FloatArray) -> tuple[float, FloatArray]:
         """Log-likelihood and its gradient."""
-        value, grad = self._loglik(theta)
+        value, grad, *_ = self._function(theta, self._no_resp)
         return float(value), np.asarray(grad)
 
     def q(self, theta: FloatArray, resp: FloatArray) -> tuple[float, FloatArray]:
         """EM objective and its gradient."""
-        value, grad = self._q(theta, resp)
+        _, _, value, grad, _ = self._function(theta, resp)
         return float(value), np.asarray(grad)
 
     def responsibilities(self, theta: FloatArray) -> FloatArray:
         """Posterior class probabilities per observation (n x k)."""
-        return np.asarray(self._weights(theta))
+        return np.asarray(self._function(theta, self._no_resp)[4])
 
     def hessian(self, theta: FloatArray) -> FloatArray:
-        """Hessian of the log-likelihood in ``theta``."""
-        return np.asarray(self._hessian(theta))
+        """Hessian of the log-likelihood: central differences of the exact gradient, symmetrized.
+
+        Step ``h_i = 1e-5 max(1, |theta_i|)``: the truncation error is O(h^2) ~ 1e-10 relative
+        and the rounding error O(eps / h) ~ 1e-11, far below the 3-4 digits of a standard error.
+        """
+        theta = np.asarray(theta, dtype=float)
+        steps = 1e-5 * np.maximum(1.0, np.abs(theta))
+        columns = []
+        for i, h in enumerate(steps):
+            shift = np.zeros_like(theta)
+            shift[i] = h
+            columns.append((self.loglik(theta + shift)[1] - self.loglik(theta - shift)[1]) / (2 * h))
+        hessian = np.column_stack(columns)
+        return (hessian + hessian.T) / 2
 
 
 @dataclass(frozen=True, slots=True)

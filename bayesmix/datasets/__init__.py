@@ -7,11 +7,13 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
+from typing import Any
 
 import pandas as pd
 
-__all__ = ["PROVENANCE", "available", "load"]
+__all__ = ["PROVENANCE", "REFERENCES", "available", "load", "reference"]
 
 PROVENANCE: dict[str, str] = {
     "sleepstudy": (
@@ -62,3 +64,31 @@ def load(name: str) -> pd.DataFrame:
         df = pd.read_csv(p, dtype=_DTYPES[name])
     df.attrs["provenance"] = PROVENANCE[name]
     return df
+
+
+REFERENCES: dict[str, str] = {
+    "stata_fmm_stamps": (
+        "Stata's published maximum-likelihood fits of the stamps data (FMM manual, intro entry): "
+        "fmm 3: regress thickness (estimates, SEs, class probabilities, class posterior probabilities) "
+        "and fmm 3: glm thickness, family(lognormal) (class posterior probabilities)."
+    ),
+}
+
+
+def reference(name: str) -> dict[str, Any]:
+    """Published fits shipped with bayesmix, used by ``bayesmix demo`` and the tests.
+
+    Parameters
+    ----------
+    name
+        ``"stata_fmm_stamps"``.
+
+    Returns
+    -------
+    dict
+        The reference as stored, with its ``source``, ``software`` and the ``call`` of each fit.
+    """
+    if name not in REFERENCES:
+        raise ValueError(f"unknown reference {name!r}; available: {', '.join(sorted(REFERENCES))}")
+    path = resources.files(__package__).joinpath("data", f"{name}.json")
+    return dict(json.loads(path.read_text()))

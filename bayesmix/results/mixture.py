@@ -81,6 +81,12 @@ class MixtureFit:
         return pd.Index(self.spec.dropped)
 
     @property
+    def sampling_time(self) -> float | None:
+        """Seconds the sampler spent drawing (tuning included, compilation excluded), when it reports it."""
+        value = self.idata["posterior"].attrs.get("sampling_time")
+        return None if value is None else float(value)
+
+    @property
     def ordering(self) -> str:
         """The identifiability constraint, in words."""
         return self.spec.ordering()
