@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -227,7 +228,7 @@ class MixtureModel:
         self.spec = spec
         self.design = design
         self.pymc_model: pm.Model = build_mixture_model(spec, design)
-        self._ml: dict[tuple[int, int, int | None], MixtureMLFit] = {}
+        self._ml: dict[tuple[int, int, int | None, float], MixtureMLFit] = {}
 
     def __repr__(self) -> str:
         return (
@@ -236,7 +237,12 @@ class MixtureModel:
         )
 
     def fit_ml(
-        self, *, n_starts: int = 50, em_iterations: int = 30, random_seed: int | None = 0
+        self,
+        *,
+        n_starts: int = 50,
+        em_iterations: int = 30,
+        random_seed: int | None = 0,
+        warn_within: float = 1.0,
     ) -> MixtureMLFit:
         """The maximum-likelihood fit of the same likelihood (Stata's ``fmm`` estimator).
 
@@ -248,6 +254,9 @@ class MixtureModel:
             EM steps per start.
         random_seed
             Seed of the starts.
+        warn_within
+            Warn (:class:`~bayesmix.compare.fmm.CloseMaximaWarning`) when the two best
+            distinct maxima lie within this many log-likelihood units.
 
         Returns
         -------
@@ -257,7 +266,7 @@ class MixtureModel:
         """
         from .compare.fmm import fit_mixture_ml  # the compare layer sits to the right of the model
 
-        key = (n_starts, em_iterations, random_seed)
+        key = (n_starts, em_iterations, random_seed, warn_within)
         if key not in self._ml:
             self._ml[key] = fit_mixture_ml(
                 self.spec,
@@ -265,6 +274,7 @@ class MixtureModel:
                 n_starts=n_starts,
                 em_iterations=em_iterations,
                 random_seed=random_seed,
+                warn_within=warn_within,
             )
         return self._ml[key]
 
@@ -279,7 +289,8 @@ class MixtureModel:
         target_accept: float = 0.8,
         progressbar: bool = True,
         init: str = "modes",
-        close: float = 3.0,
+        start_window: float = 3.0,
+        ml: MixtureMLFit | None = None,
     ) -> MixtureFit:
         """Sample the posterior with NUTS, chains started at maximum-likelihood estimates.
 
@@ -289,12 +300,15 @@ class MixtureModel:
             As for :meth:`HierarchicalModel.fit`.
         init
             ``"modes"`` (default): chains spread over the distinct likelihood maxima within
-            ``close`` log-likelihood units of the best, so that a multimodal posterior shows
-            up as chains in different modes (:meth:`MixtureFit.modes`) instead of being
+            ``start_window`` log-likelihood units of the best, so that a multimodal posterior
+            shows up as chains in different modes (:meth:`MixtureFit.modes`) instead of being
             missed; ``"ml"``: every chain at the best maximum; ``"prior"``: PyMC's default
             start (not recommended: mixtures need good starts).
-        close
+        start_window
             Log-likelihood window for ``init="modes"``.
+        ml
+            The maximum-likelihood fit to start from and compare with (default
+            :meth:`fit_ml` with its default search).
 
         Returns
         -------
@@ -314,17 +328,21 @@ class MixtureModel:
             )
         )
         start = time.perf_counter()
+        ml = ml if ml is not None else self.fit_ml()
+        starts: tuple[float, ...] = ()
         if init == "prior":
             idata, _ = run_nuts(self.pymc_model, settings, nutpie_options=_MIXTURE_NUTPIE)
-            starts: tuple[float, ...] = ()
         else:
-            ml = self.fit_ml()
-            maxima = (
-                [m for m in ml.local_maxima if ml.loglik - m.loglik <= close] if init == "modes" else [ml]
+            maxima = ml.local_maxima if init == "modes" else (ml,)
+            points = [
+                (m.loglik, p)
+                for m in maxima
+                if ml.loglik - m.loglik <= start_window and (p := _initvals(self.spec, m)) is not None
+            ]
+            idata, _, chain_starts = run_nuts_from(
+                self.pymc_model, settings, [p for _, p in points], _MIXTURE_NUTPIE
             )
-            points = [p for p in (_initvals(self.spec, m) for m in maxima) if p is not None]
-            idata, _ = run_nuts_from(self.pymc_model, settings, points, _MIXTURE_NUTPIE)
-            starts = tuple(maxima[c % len(points)].loglik for c in range(settings.chains))
+            starts = tuple(points[i][0] for i in chain_starts)
         return MixtureFit(
             idata=idata,
             spec=self.spec,
@@ -332,6 +350,7 @@ class MixtureModel:
             settings=settings,
             wall_time=time.perf_counter() - start,
             model=self,
+            ml=ml,
             starts=starts,
         )
 
@@ -455,17 +474,20 @@ def compare_k(
         ``se``, ``p_loo``, the number of observations with Pareto k above the reliability
         threshold (``pareto_k_high``: then PSIS-LOO is unreliable for this k), and whether
         the sampling diagnostics passed (``diagnostics_ok``, which includes the mode check).
+        With several k, also ``elpd_diff`` and ``dse``: each k's elpd difference from the best
+        k and the standard error of that paired difference (arviz-stats ``compare``).
         Lower AIC/BIC and higher ``elpd_loo`` are better.
     """
     values = list(range(1, ks + 1)) if isinstance(ks, int) else list(ks)
     if not values or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in values):
         raise ValueError(f"ks must be a positive integer or a list of them, got {ks!r}")
-    rows = []
+    rows, loos = [], {}
     for k in values:
         model = fmm(k, formula, data, **model_kwargs)  # type: ignore[arg-type]
         ml = model.fit_ml()
         fit = model.fit(**(fit_kwargs or {}))  # type: ignore[arg-type]
         loo = fit.loo()
+        loos[str(k)] = loo
         high = int((np.asarray(loo.pareto_k) > loo.good_k).sum())
         rows.append(
             {
@@ -488,4 +510,10 @@ def compare_k(
                 UserWarning,
                 stacklevel=2,
             )
-    return pd.DataFrame(rows).set_index("k")
+    table = pd.DataFrame(rows).set_index("k")
+    if len(values) > 1:
+        # paired differences from the best k: the SE of a difference is far smaller than either SE
+        ranked = azs.compare(loos, round_to="none")
+        table["elpd_diff"] = [float(ranked.loc[str(k), "elpd_diff"]) for k in values]
+        table["dse"] = [float(ranked.loc[str(k), "dse"]) for k in values]
+    return table

@@ -127,24 +127,28 @@ def run_nuts_from(
     settings: SampleSettings,
     starts: list[dict[str, Any]],
     nutpie_options: dict[str, Any] | None = None,
-) -> tuple[xr.DataTree, float]:
-    """Sample with chain ``c`` starting from ``starts[c % len(starts)]``.
+) -> tuple[xr.DataTree, float, list[int]]:
+    """Sample the chains spread evenly over ``starts`` (the first starts get the extra chains).
 
-    Chains sharing a start run in one call; the calls' chains are joined in order of
-    their start (chain numbers 0, 1, ... follow ``starts``), so a check of the chains
-    can tell which start each came from.
+    Chains sharing a start run in one call (nutpie takes one start per call), and the
+    calls' chains are joined in order. Returns the DataTree, the wall time, and for every
+    chain of the DataTree the index of its start.
     """
-    groups = [list(range(i, settings.chains, len(starts))) for i in range(min(len(starts), settings.chains))]
-    if len(groups) == 1:
-        return run_nuts(model, settings, starts[0], nutpie_options)
+    used = min(len(starts), settings.chains)
+    sizes = [settings.chains // used + (i < settings.chains % used) for i in range(used)]
+    chain_starts = [i for i, size in enumerate(sizes) for _ in range(size)]
+    if used == 1:
+        tree, wall = run_nuts(model, settings, starts[0], nutpie_options)
+        return tree, wall, chain_starts
     trees, total = [], 0.0
-    for i, chains in enumerate(groups):
+    for i, size in enumerate(sizes):
         seed = None if settings.random_seed is None else (settings.random_seed + 7919 * i) % 2**32
-        group = replace(settings, chains=len(chains), random_seed=seed)
-        tree, wall = run_nuts(model, group, starts[i], nutpie_options)
+        tree, wall = run_nuts(
+            model, replace(settings, chains=size, random_seed=seed), starts[i], nutpie_options
+        )
         trees.append(tree)
         total += wall
-    return _join_chains(trees), total
+    return _join_chains(trees), total, chain_starts
 
 
 def _join_chains(trees: list[xr.DataTree]) -> xr.DataTree:

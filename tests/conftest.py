@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import bayesmix as bx
+from bayesmix.compare.fmm import CloseMaximaWarning, MixtureMLFit
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +22,44 @@ def sleep_mixed_fit(sleep: pd.DataFrame) -> bx.Fit:
     """lme4's sleepstudy as a mixed model (flat fixed-effect priors), 4 x 1000 draws."""
     model = bx.mixed("Reaction ~ Days + (Days | Subject)", sleep)
     return model.fit(random_seed=20261122, progressbar=False)
+
+
+# ----- finite mixtures on the stamps data (shared by tests/test_fmm_*.py) --------------------
+
+
+@pytest.fixture(scope="session")
+def stamps() -> pd.DataFrame:
+    return bx.datasets.load("stamps")
+
+
+@pytest.fixture(scope="session")
+def stamps_normal_model(stamps: pd.DataFrame) -> bx.MixtureModel:
+    """Stata's ``fmm 3: regress thickness``; its ML fit is cached on the model object."""
+    return bx.fmm(3, "thickness ~ 1", stamps)
+
+
+@pytest.fixture(scope="session")
+def stamps_normal_ml(stamps_normal_model: bx.MixtureModel) -> MixtureMLFit:
+    """The default ML search (50 starts, seed 0): the maximum ``fit()`` also starts from."""
+    return stamps_normal_model.fit_ml()
+
+
+@pytest.fixture(scope="session")
+def stamps_normal_fit(stamps_normal_model: bx.MixtureModel) -> bx.MixtureFit:
+    """The Bayesian stamps mixture with default settings: 4 chains x 1000 draws after 1000 tuning."""
+    return stamps_normal_model.fit(random_seed=20261122, progressbar=False)
+
+
+@pytest.fixture(scope="session")
+def stamps_lognormal_ml(stamps: pd.DataFrame) -> tuple[MixtureMLFit, tuple[warnings.WarningMessage, ...]]:
+    """Stata's ``fmm 3: glm thickness, family(lognormal)`` by ML, with the warnings its search raised.
+
+    Its two best maxima are 0.57 log-likelihood units apart, so a CloseMaximaWarning is expected.
+    """
+    model = bx.fmm(3, "thickness ~ 1", stamps, family="lognormal")
+    with pytest.warns(CloseMaximaWarning) as record:
+        ml = model.fit_ml()
+    return ml, tuple(record)
 
 
 def simulate_lmm(

@@ -89,7 +89,7 @@ def test_slope_constant_within_groups(df):
 
 
 def test_unknown_family(df):
-    with pytest.raises(ValueError, match="unknown family .gausian.; available: .*gaussian"):
+    with pytest.raises(ValueError, match=r"unknown family .gausian.; available: .*gaussian"):
         bx.hierarchical("y ~ x + (1 | g)", df, family="gausian")
 
 

@@ -21,7 +21,19 @@ def two_classes() -> pd.DataFrame:
 def test_compare_k_prefers_the_true_number_of_classes(two_classes: pd.DataFrame) -> None:
     table = bx.compare_k(2, "y ~ 1", two_classes, fit_kwargs={"random_seed": 3, "progressbar": False})
     assert list(table.index) == [1, 2]
-    expected = ["loglik", "df", "AIC", "BIC", "elpd_loo", "se", "p_loo", "pareto_k_high", "diagnostics_ok"]
+    expected = [
+        "loglik",
+        "df",
+        "AIC",
+        "BIC",
+        "elpd_loo",
+        "se",
+        "p_loo",
+        "pareto_k_high",
+        "diagnostics_ok",
+        "elpd_diff",
+        "dse",
+    ]
     assert list(table.columns) == expected
     assert table["df"].tolist() == [2, 5]  # k=1: mean, sd; k=2: two means, two sds, one class logit
     # The classes are 4 SDs apart: one normal (SD about 2.2) fits each point about 0.13 log units
@@ -30,11 +42,12 @@ def test_compare_k_prefers_the_true_number_of_classes(two_classes: pd.DataFrame)
     assert table["BIC"].idxmin() == 2
     assert table["AIC"].idxmin() == 2
     assert table["elpd_loo"].idxmax() == 2
-    # The two fits' pointwise elpds are positively correlated, so sqrt(se1^2 + se2^2) bounds the
-    # SE of their difference from above; two such SEs is a one-sided false alarm rate below 2.3%.
-    gap = table.loc[2, "elpd_loo"] - table.loc[1, "elpd_loo"]
-    bound = 2 * float(np.hypot(*table["se"]))
-    assert gap > bound, f"elpd gap {gap:.1f} is within noise ({bound:.1f})"
+    # The paired SE of the difference (dse) is the right yardstick; two of them leave a one-sided
+    # false-alarm rate of 2.3% under a normal approximation of the difference.
+    assert table.loc[2, "elpd_diff"] == 0.0
+    gap, dse = -table.loc[1, "elpd_diff"], table.loc[1, "dse"]
+    assert gap == pytest.approx(table.loc[2, "elpd_loo"] - table.loc[1, "elpd_loo"])
+    assert gap > 2 * dse, f"elpd gap {gap:.1f} is within noise (dse {dse:.1f})"
     assert np.allclose(table["AIC"], -2 * table["loglik"] + 2 * table["df"])
     assert np.allclose(table["BIC"], -2 * table["loglik"] + np.log(200) * table["df"])
     assert table["diagnostics_ok"].all()

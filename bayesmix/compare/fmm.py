@@ -18,12 +18,14 @@ import pandas as pd
 from scipy import special, stats
 from threadpoolctl import threadpool_limits
 
+from ..build.mixtures import compile_joint
 from ..spec.mixture import (
     MixtureDesign,
     MixtureSpec,
     class_shares,
     component_means,
     design_for,
+    grid_design,
     parameter_names,
 )
 from .fmm_engine import Layout, Maximum, Objective, maximize
@@ -213,6 +215,22 @@ class MixtureMLFit:
             index=pd.Index(self.spec.classes, name="class"),
         )
 
+    def density(self, values: npt.ArrayLike) -> pd.DataFrame:
+        """Stata's ``predict, density marginal`` at the estimates: the mixture density at ``values``.
+
+        With covariates the density is averaged over the fitted rows' covariates. Columns:
+        ``density`` and each class's weighted contribution.
+        """
+        grid = np.asarray(values, dtype=float).ravel()
+        design, weights = grid_design(self.design, grid)
+        beta, aux, gamma = self._natural()
+        joint = compile_joint(self.spec, design)(beta, *(aux[a] for a in self.spec.aux_names), gamma)
+        per_class = np.einsum("grk,r->gk", np.exp(joint).reshape(grid.size, weights.size, -1), weights)
+        frame = pd.DataFrame({"density": per_class.sum(axis=1)}, index=pd.Index(grid, name="value"))
+        for j, label in enumerate(self.spec.classes):
+            frame[f"class {label}"] = per_class[:, j]
+        return frame
+
     def _header(self) -> str:
         families = ", ".join(self.spec.family_names())
         head = (
@@ -263,7 +281,7 @@ def fit_mixture_ml(
     n_starts: int = 50,
     em_iterations: int = 30,
     random_seed: int | None = 0,
-    close: float = 1.0,
+    warn_within: float = 1.0,
 ) -> MixtureMLFit:
     """Search for the maximum-likelihood fit of a mixture.
 
@@ -278,7 +296,7 @@ def fit_mixture_ml(
         EM steps per start before direct maximization.
     random_seed
         Seed of the starts.
-    close
+    warn_within
         Warn (:class:`CloseMaximaWarning`) when the two best distinct maxima lie within
         this many log-likelihood units.
 
@@ -308,11 +326,12 @@ def fit_mixture_ml(
         MixtureMLFit(spec=spec, design=design, maximum=m, objective=objective, n_starts=n_starts)
         for m in good
     ]
-    if len(good) > 1 and good[0].loglik - good[1].loglik < close:
+    if len(good) > 1 and good[0].loglik - good[1].loglik < warn_within:
         warnings.warn(
             f"the two best local maxima are {good[0].loglik - good[1].loglik:.3f} log-likelihood units apart "
-            f"({good[0].loglik:.4f} and {good[1].loglik:.4f}); the likelihood barely tells them apart, so "
-            "compare them in .local_maxima and expect a multimodal posterior",
+            f"({good[0].loglik:.4f} and {good[1].loglik:.4f}); the likelihood barely tells them apart: "
+            "compare them in .local_maxima. The posterior may be multimodal: fit() starts chains at each "
+            "of them and fit.modes() reports whether the chains stay apart",
             CloseMaximaWarning,
             stacklevel=3,
         )

@@ -16,7 +16,7 @@ values, or holding fewer observations than it has coefficients) are refused.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -25,8 +25,8 @@ import pytensor.tensor as pt
 from scipy import optimize
 
 from ..build.mixtures import joint_logp
-from ..spec.families import Family
-from ..spec.mixture import MixtureDesign, MixtureSpec
+from ..spec.families import LINKS, Family
+from ..spec.mixture import MixtureDesign, MixtureSpec, resolution
 
 __all__ = ["Layout", "Maximum", "Objective", "maximize"]
 
@@ -163,9 +163,9 @@ class Maximum:
     degenerate: str | None
 
 
-def _resolution(values: FloatArray) -> float:
-    gaps = np.diff(np.unique(values))
-    return float(gaps.min()) if gaps.size else 1.0
+def _response_scale(family: Family, y: FloatArray) -> FloatArray:
+    """The response on the scale of the linear predictor's location: ``log y`` for the lognormal."""
+    return np.log(y) if family.log_response else y
 
 
 def _bounds(
@@ -178,8 +178,8 @@ def _bounds(
             family = spec.families[j]
             assert isinstance(family, Family)
             if name == "sigma":
-                values = np.log(design.y) if family.log_response else design.y
-                bounds.append((float(np.log(_resolution(values) / 1000)), None))
+                values = _response_scale(family, design.y[~family.outside(design.y)])
+                bounds.append((float(np.log(resolution(values) / 1000)), None))
             else:
                 bounds.append((-20.0, 20.0))
     bounds += [(-30.0, 30.0)] * ((layout.k - 1) * layout.n_class_coefs)
@@ -208,17 +208,19 @@ def _moments(spec: MixtureSpec, design: MixtureDesign, layout: Layout, resp: Flo
     for row, j in enumerate(spec.components):
         family = spec.families[j]
         assert isinstance(family, Family)
-        w = resp[:, j] + 1e-12
-        centre, _ = family.location(design.y[w > 1e-6] if (w > 1e-6).sum() > 1 else design.y, design.trials)
-        values = np.log(design.y) if family.log_response else design.y
-        mean = np.average(values, weights=w)
-        if family.link == "identity" or family.log_response:
-            centre = mean
+        inside = ~family.outside(design.y)  # values a point mass covers are not this family's
+        values = _response_scale(family, design.y[inside])
+        w = resp[inside, j] + 1e-12
+        if design.trials is not None:
+            values = values / design.trials[inside]  # the success share
+        mean = float(np.average(values, weights=w))
         if intercept is not None:
-            beta[row, intercept] = centre
+            beta[row, intercept] = (
+                mean if family.link == "identity" or family.log_response else LINKS[family.link](mean)
+            )
         if "sigma" in family.auxiliary:
             sd = np.sqrt(np.average((values - mean) ** 2, weights=w))
-            aux["sigma"][spec.aux_classes("sigma").index(j)] = max(sd, _resolution(values))
+            aux["sigma"][spec.aux_classes("sigma").index(j)] = max(sd, resolution(values))
     share = np.maximum(resp.mean(axis=0), 1e-6)
     gamma = np.zeros((layout.k - 1, layout.n_class_coefs))
     if "Intercept" in design.class_coef_names:
@@ -301,7 +303,7 @@ def degeneracy(
     """
     beta, aux, _ = layout.natural(theta)
     sizes = resp.sum(axis=0)
-    resolution = _resolution(design.y)
+    step = resolution(design.y)
     for j in spec.components:
         family = spec.families[j]
         assert isinstance(family, Family)
@@ -313,10 +315,10 @@ def degeneracy(
         eta = design.X @ beta[spec.components.index(j)] if layout.n_coefs else np.zeros(design.n_obs)
         params = {a: aux[a][spec.aux_classes(a).index(j)] for a in family.auxiliary}
         sd = family.sd(np.array([np.average(eta, weights=resp[:, j])]), params)
-        if sd is not None and float(sd[0]) < resolution / 10:
+        if sd is not None and float(sd[0]) < step / 10:
             return (
                 f"class {label} has collapsed (SD {float(sd[0]):.3g}, below a tenth of the data's resolution "
-                f"{resolution:.3g}): its likelihood grows without bound on tied values"
+                f"{step:.3g}): its likelihood grows without bound on tied values"
             )
     return None
 
@@ -363,11 +365,28 @@ def maximize(
         theta = canonical(spec, design, layout, theta)
         reason = degeneracy(spec, design, layout, theta, objective.responsibilities(theta))
         candidate = Maximum(theta=theta, loglik=value, converged=converged, degenerate=reason)
-        if not any(_same(candidate, m) for m in found):
-            found.append(candidate)
+        if any(_same(candidate, m) for m in found):
+            continue
+        if reason is None:
+            candidate = replace(candidate, degenerate=_saddle(objective, theta))
+        found.append(candidate)
     return sorted(found, key=lambda m: -m.loglik)
 
 
+def _saddle(objective: Objective, theta: FloatArray) -> str | None:
+    """Why a stationary point is not a maximum (a positive Hessian eigenvalue), or None."""
+    eigenvalues = np.linalg.eigvalsh(objective.hessian(theta))
+    if eigenvalues.max() <= 1e-6 * np.abs(eigenvalues).max():
+        return None
+    return (
+        f"not a maximum but a saddle point (the log-likelihood curves upward in one direction: Hessian "
+        f"eigenvalue {eigenvalues.max():.3g}); typically two classes coincide, a fit with fewer classes"
+    )
+
+
 def _same(a: Maximum, b: Maximum) -> bool:
+    """The same point: equal log-likelihood and relabelled parameters (refused points: log-likelihood)."""
     close_value = abs(a.loglik - b.loglik) <= 1e-6 * max(1.0, abs(a.loglik))
+    if a.degenerate is not None and b.degenerate is not None:
+        return close_value
     return close_value and bool(np.max(np.abs(a.theta - b.theta)) < 1e-3)

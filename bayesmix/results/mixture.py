@@ -7,7 +7,7 @@ so intervals carry the posterior uncertainty of all parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import arviz_stats as azs
@@ -19,13 +19,16 @@ from scipy import special
 
 from ..build.mixtures import compile_joint
 from ..sample import SampleSettings
+from ..spec.families import Family
 from ..spec.mixture import (
     MixtureDesign,
     MixtureSpec,
     class_shares,
     component_means,
     design_for,
+    grid_design,
     parameter_names,
+    resolution,
 )
 from .diagnostics import Diagnostics, diagnose
 from .modes import ChainModes, chain_modes
@@ -33,6 +36,7 @@ from .parameters import SAMPLE_DIMS, summarize
 
 if TYPE_CHECKING:
     from ..api import MixtureModel
+    from ..compare.fmm import MixtureMLFit
 
 __all__ = ["MixtureFit"]
 
@@ -57,8 +61,10 @@ class MixtureFit:
         Seconds from the call to ``fit`` to the end of sampling (ML starts and compilation included).
     model
         The model object that produced this fit.
+    ml
+        The maximum-likelihood fit the chains started from and :meth:`compare` uses.
     starts
-        Log-likelihood of the maximum each chain started from.
+        Log-likelihood of the maximum each chain started from (chain order).
     """
 
     idata: xr.DataTree
@@ -67,6 +73,7 @@ class MixtureFit:
     settings: SampleSettings
     wall_time: float
     model: MixtureModel
+    ml: MixtureMLFit
     starts: tuple[float, ...] = ()
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
 
@@ -181,9 +188,40 @@ class MixtureFit:
     def diagnostics(self) -> Diagnostics:
         """R-hat, ESS, divergences, E-BFMI, tree depth, and the per-chain mode check, with advice."""
         if "diagnostics" not in self._cache:
-            problem = self.modes().problem()
-            self._cache["diagnostics"] = diagnose(self.idata, extra=(problem,) if problem else ())
+            extra = tuple(p for p in (self.modes().problem(), self._collapse_problem()) if p)
+            self._cache["diagnostics"] = diagnose(self.idata, extra=extra)
         return self._cache["diagnostics"]
+
+    def _collapse_problem(self) -> str | None:
+        """Chains where a class's SD fell below a tenth of the data's resolution (a spike on tied values)."""
+        beta, aux, _ = self._arrays()
+        floor = resolution(self.design.y) / 10
+        chains = self.posterior.sizes["chain"]
+        found = []
+        for j in self.spec.components:
+            family = self.spec.families[j]
+            assert isinstance(family, Family)
+            row = self.spec.components.index(j)
+            eta = beta[:, row, :] @ self.design.X.mean(axis=0) if beta.shape[2] else np.zeros(beta.shape[0])
+            params = {a: aux[a][:, self.spec.aux_classes(a).index(j)] for a in family.auxiliary}
+            sd = family.sd(eta, params)
+            if sd is None:
+                continue
+            share = (np.asarray(sd) < floor).reshape(chains, -1).mean(axis=1)
+            bad = np.flatnonzero(share > 0.01).tolist()
+            if bad:
+                found.append(
+                    f"class {self.spec.classes[j]} in chain(s) {bad} ({100 * share.max():.0f}% of draws)"
+                )
+        if not found:
+            return None
+        return (
+            f"a class collapsed onto tied values: {'; '.join(found)} had an SD below a tenth of the data's "
+            f"resolution ({10 * floor:.3g}). The likelihood is unbounded there, so the posterior has a spike "
+            "that these chains fell into. Give the scale a prior bounded below by the resolution, e.g. "
+            f"priors={{'sigma': bx.priors.Uniform({5 * floor:.3g}, ...)}}, or start at the ML fit "
+            "(init='ml')."
+        )
 
     # ----- class probabilities, membership, densities ---------------------------------------
     def class_probabilities(self, prob: float = 0.95) -> pd.DataFrame:
@@ -237,26 +275,10 @@ class MixtureFit:
         contribution (posterior mean).
         """
         grid = np.asarray(values, dtype=float).ravel()
-        if grid.size == 0 or not np.isfinite(grid).all():
-            raise ValueError("values must be a non-empty array of finite numbers")
-        if self.design.trials is not None:
-            raise ValueError(
-                "density() is not defined for binomial classes, whose density depends on the trials"
-            )
-        rows = np.unique(np.hstack([self.design.X, self.design.W]), axis=0, return_counts=True)
-        covariates, counts = rows
-        p = self.design.X.shape[1]
-        design = replace(
-            self.design,
-            y=np.repeat(grid, len(counts)),
-            X=np.tile(covariates[:, :p], (grid.size, 1)),
-            W=np.tile(covariates[:, p:], (grid.size, 1)),
-            index=pd.RangeIndex(grid.size * len(counts)),
-        )
-        joint = self._joint(design, max_draws=None if len(counts) == 1 else _DENSITY_DRAWS)
-        weights = counts / counts.sum()
+        design, weights = grid_design(self.design, grid)
+        joint = self._joint(design, max_draws=None if weights.size == 1 else _DENSITY_DRAWS)
         per_class = np.einsum(
-            "sgrk,r->sgk", np.exp(joint).reshape(joint.shape[0], grid.size, len(counts), -1), weights
+            "sgrk,r->sgk", np.exp(joint).reshape(joint.shape[0], grid.size, weights.size, -1), weights
         )
         total = per_class.sum(axis=2)
         lower, upper = np.quantile(total, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
@@ -272,7 +294,7 @@ class MixtureFit:
 
         ``diff_sd = (posterior mean - estimate) / posterior sd``.
         """
-        ml = self.model.fit_ml()
+        ml = self.ml
         freq = ml.table(prob)[["estimate", "std_error", "ci_lower", "ci_upper"]]
         table = self.summary(prob)[["mean", "sd", "lower", "upper"]].join(freq, how="left")
         table["diff_sd"] = (table["mean"] - table["estimate"]) / table["sd"]

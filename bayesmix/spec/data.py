@@ -26,7 +26,9 @@ def _labels(index: pd.Index, limit: int = 5) -> str:
     return shown + (", ..." if len(index) > limit else "")
 
 
-def select_rows(parsed: ParsedFormula, data: pd.DataFrame, missing: str) -> tuple[pd.DataFrame, pd.Index]:
+def select_rows(
+    parsed: ParsedFormula, data: pd.DataFrame, missing: str, extra: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, pd.Index]:
     """Check the columns a formula needs and handle missing values.
 
     Parameters
@@ -37,6 +39,9 @@ def select_rows(parsed: ParsedFormula, data: pd.DataFrame, missing: str) -> tupl
         The user's data frame.
     missing
         ``"error"`` (default) raises on NaN/inf; ``"drop"`` drops those rows with a warning.
+    extra
+        Further columns the model uses (a mixture's class covariates, binomial trials),
+        checked in the same pass so that one warning counts every dropped row.
 
     Returns
     -------
@@ -49,7 +54,7 @@ def select_rows(parsed: ParsedFormula, data: pd.DataFrame, missing: str) -> tupl
         raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
     if len(data) == 0:
         raise ValueError("data has no rows")
-    needed = sorted(parsed.variables)
+    needed = sorted(parsed.variables | set(extra))
     absent = [c for c in needed if c not in data.columns]
     if absent:
         raise ValueError(
@@ -83,7 +88,7 @@ def select_rows(parsed: ParsedFormula, data: pd.DataFrame, missing: str) -> tupl
     dropped = data.index[bad]
     warnings.warn(
         f"dropped {len(dropped)} of {len(data)} rows with missing or non-finite values ({what}); "
-        "their labels are recorded in fit.dropped",
+        "their labels are recorded on the model (model.spec.dropped) and on every fit (fit.dropped)",
         DroppedRowsWarning,
         stacklevel=3,
     )

@@ -35,7 +35,7 @@ from scipy import special
 
 from .priors import Exponential, Gamma, Prior
 
-__all__ = ["FAMILIES", "Family", "PointMass", "get_family"]
+__all__ = ["FAMILIES", "INVERSE_LINKS", "LINKS", "Family", "PointMass", "get_family"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -46,6 +46,17 @@ INVERSE_LINKS: Mapping[str, Callable[[FloatArray], FloatArray]] = MappingProxyTy
         "log": np.exp,
         "logit": special.expit,
         "probit": special.ndtr,
+    }
+)
+
+
+# Links applied to a mean, clipped inside the range where the link is finite (starts and prior centres).
+LINKS: Mapping[str, Callable[[float], float]] = MappingProxyType(
+    {
+        "identity": lambda m: m,
+        "log": lambda m: float(np.log(max(m, 1e-3))),
+        "logit": lambda m: float(special.logit(min(max(m, 0.01), 0.99))),
+        "probit": lambda m: float(special.ndtri(min(max(m, 0.01), 0.99))),
     }
 )
 
@@ -117,16 +128,13 @@ class Family:
 
     def location(self, y: FloatArray, trials: FloatArray | None = None) -> tuple[float, float]:
         """Centre and scale of the response on the linear-predictor scale (for default priors)."""
-        link = self.link
         if self.log_response:
             z = np.log(y)
             return float(np.mean(z)), _scale(z)
-        if link == "identity":
+        if self.link == "identity":
             return float(np.mean(y)), _scale(y)
-        if link == "log":
-            return float(np.log(max(float(np.mean(y)), 1e-3))), 1.0
-        share = float(np.mean(y / trials) if trials is not None else np.mean(y))
-        return float(special.logit(min(max(share, 0.01), 0.99))), 1.0
+        mean = float(np.mean(y / trials) if trials is not None else np.mean(y))
+        return LINKS[self.link](mean), 1.0
 
     def mean(self, eta: FloatArray, aux: Mapping[str, FloatArray]) -> FloatArray:
         """The component mean E[y | class] given the linear predictor (per trial for the binomial)."""
@@ -164,12 +172,10 @@ class PointMass:
     value: float = 0.0
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.value, bool)
-            or not isinstance(self.value, int | float)
-            or not np.isfinite(self.value)
-        ):
-            raise TypeError(f"PointMass value must be a finite number, got {self.value!r}")
+        if isinstance(self.value, bool) or not isinstance(self.value, int | float):
+            raise TypeError(f"PointMass value must be a number, got {self.value!r}")
+        if not np.isfinite(self.value):
+            raise ValueError(f"PointMass value must be finite, got {self.value!r}")
         object.__setattr__(self, "value", float(self.value))
 
     @property

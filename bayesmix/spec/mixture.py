@@ -21,6 +21,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +30,7 @@ from scipy import special
 
 from .data import select_rows
 from .families import Family, PointMass, get_family
-from .formula import FormulaError, evaluate, parse
+from .formula import FormulaError, ParsedFormula, evaluate, parse
 from .priors import Exponential, Normal, Prior
 
 __all__ = [
@@ -39,7 +40,9 @@ __all__ = [
     "class_shares",
     "component_means",
     "design_for",
+    "grid_design",
     "parameter_names",
+    "resolution",
     "specify_mixture",
 ]
 
@@ -157,7 +160,13 @@ class MixtureSpec:
     def ordering(self) -> str:
         """How the classes are labelled, in words (recorded on every fit)."""
         if self.order_by is None:
-            return "no ordering constraint: no two classes share a family, so labels cannot switch"
+            names = [f.name for f in self.families if isinstance(f, Family)]
+            if len(set(names)) == len(names):
+                return "no ordering constraint: no two classes share a family, so labels cannot switch"
+            return (
+                "no ordering constraint (order_by=None): classes of one family can switch labels; "
+                "fit.modes() reports chains in different labellings"
+            )
         groups = "; ".join(", ".join(str(j + 1) for j in g) for g in self.order_groups)
         if self.order_by == "class":
             return f"classes {groups} are ordered by increasing class probability (logit intercept)"
@@ -208,14 +217,23 @@ def _families(k: int, family: str | PointMass | Sequence[str | PointMass]) -> tu
     return tuple(one(f) for f in family)
 
 
-def _check_k(k: object, y: FloatArray) -> int:
+def _check_k(k: object, design: MixtureDesign) -> int:
+    """``1 <= k``, and without covariates ``k`` below the number of distinct responses.
+
+    A mixture of distributions with as many classes as distinct values can put a class on
+    each value; with covariates (a mixture of logistic regressions of a 0/1 response, say)
+    the classes are told apart by the regressions, as in Stata's ``fmm 2: logit y x``.
+    """
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise TypeError(f"k (the number of classes) must be an integer, got {k!r}")
     k = int(k)
-    distinct = len(np.unique(y))
-    if k < 1 or k >= max(distinct, 2):
+    if k < 1:
+        raise ValueError(f"k = {k} classes cannot be fitted: k must be at least 1")
+    distinct = len(np.unique(design.y))
+    covariates = any(np.ptp(design.X[:, i]) > 0 for i in range(design.X.shape[1]))
+    if not covariates and k >= max(distinct, 2):
         raise ValueError(
-            f"k = {k} classes cannot be fitted: k must be at least 1 and below the number of distinct "
+            f"k = {k} classes cannot be fitted: without covariates k must be below the number of distinct "
             f"response values ({distinct})"
         )
     return k
@@ -225,6 +243,11 @@ def _check_supports(
     families: tuple[Component, ...], y: FloatArray, response: str, *, masses_present: bool = True
 ) -> None:
     masses = [f.value for f in families if isinstance(f, PointMass)]
+    if len(set(masses)) < len(masses):
+        raise ValueError(
+            f"two point-mass classes sit at the same value ({masses}): they cannot be told apart; "
+            "keep one, or give them different values"
+        )
     for value in masses if masses_present else ():
         if not np.any(y == value):
             raise ValueError(
@@ -239,21 +262,16 @@ def _check_supports(
         raise ValueError("every class is a point mass; at least one class needs a family such as 'gaussian'")
 
 
-def _class_design(
-    class_formula: str | None, response: str, rows: pd.DataFrame, missing: str
-) -> tuple[pd.DataFrame, pd.Index, FloatArray, tuple[str, ...]]:
+def _class_formula(class_formula: str | None, response: str) -> ParsedFormula | None:
+    """The one-sided class formula, parsed (with the response put on its left to please formulae)."""
     if class_formula is None:
-        return rows, rows.index[:0], np.ones((len(rows), 1)), ("Intercept",)
+        return None
     if not isinstance(class_formula, str) or not class_formula.strip().startswith("~"):
         raise ValueError(f"class_formula must be one-sided, such as '~ z', got {class_formula!r}")
     parsed = parse(f"{response} {class_formula.strip()}")
     if parsed.blocks:
         raise FormulaError(f"class_formula {class_formula!r} cannot have random effects")
-    rows, dropped = select_rows(parsed, rows, missing)
-    design = evaluate(parsed, rows)
-    if not np.isfinite(design.X).all():
-        raise ValueError(f"class covariates in {class_formula!r} have non-finite values after evaluation")
-    return rows, dropped, design.X, design.fixed_names
+    return parsed
 
 
 def _ordering(
@@ -332,7 +350,9 @@ def default_priors(
     for j, family in enumerate(families):
         if not isinstance(family, Family):
             continue
-        centre, scale = family.location(design.y, design.trials)
+        inside = ~family.outside(design.y)  # values a point mass covers are not this family's
+        trials = None if design.trials is None else design.trials[inside]
+        centre, scale = family.location(design.y[inside], trials)
         for i, name in enumerate(design.coef_names):
             if i in slopes:
                 priors[f"{name}[{j + 1}]"] = Normal(0.0, 2.5 * scale / float(np.std(X[:, i])))
@@ -350,17 +370,20 @@ def default_priors(
 
 
 def _merge_priors(
-    defaults: dict[str, Prior], user: Mapping[str, Prior] | None
+    defaults: dict[str, Prior], user: Mapping[str, Prior] | None, classes: tuple[str, ...]
 ) -> tuple[dict[str, Prior], set[str]]:
     if user is None:
         return defaults, set()
     if not isinstance(user, Mapping):
         raise TypeError(f"priors must be a dict of parameter name -> prior, got {type(user).__name__}")
     merged, chosen = dict(defaults), set()
-    for name, prior in user.items():
-        targets = [name] if name in defaults else [k for k in defaults if k.split("[")[0] == name]
+    # Class-less keys ("sigma") first, so that a class-specific key ("sigma[2]") wins over them.
+    for name, prior in sorted(user.items(), key=lambda item: item[0] in defaults):
+        targets = (
+            [name] if name in defaults else [f"{name}[{c}]" for c in classes if f"{name}[{c}]" in defaults]
+        )
         if not targets:
-            bases = sorted({k.split("[")[0] for k in defaults if not k.startswith("class[")})
+            bases = sorted({k.rsplit("[", 1)[0] for k in defaults if not k.startswith("class[")})
             raise ValueError(
                 f"no parameter named {name!r} in this mixture; names are {list(defaults)} "
                 f"(or a name without the class, applying to every class: {bases})"
@@ -379,20 +402,34 @@ def _merge_priors(
 
 
 def _evaluate(
-    formula: str, class_formula: str | None, data: pd.DataFrame, missing: str
-) -> tuple[MixtureDesign, pd.Index]:
-    """Rows, component design and class design of the two formulas (trials filled in later)."""
+    formula: str, class_formula: str | None, trials: str | None, data: pd.DataFrame, missing: str
+) -> tuple[MixtureDesign, pd.DataFrame, pd.Index]:
+    """Designs of the two formulas on the rows kept; returns the design, those rows and the dropped labels."""
     parsed = parse(formula)
     if parsed.blocks:
         raise FormulaError(
             f"mixture formulas take fixed effects only; {formula!r} has random-effect terms. "
             "Use bx.hierarchical for random effects"
         )
-    rows, dropped = select_rows(parsed, data, missing)
-    rows, dropped_class, W, class_names = _class_design(class_formula, parsed.response, rows, missing)
+    class_parsed = _class_formula(class_formula, parsed.response)
+    extra: tuple[str, ...] = ()
+    if class_parsed is not None:
+        extra = tuple(sorted(class_parsed.variables))
+    if trials is not None and isinstance(data, pd.DataFrame):
+        if not isinstance(trials, str) or trials not in data.columns:
+            present = list(map(str, data.columns))
+            raise ValueError(f"trials column {trials!r} is not in the data; columns present: {present}")
+        extra += (trials,)
+    rows, dropped = select_rows(parsed, data, missing, extra=extra)
     main = evaluate(parsed, rows)
     if not np.isfinite(main.X).all():
         raise ValueError(f"covariates in {formula!r} have non-finite values after evaluation (e.g. log(0))")
+    W, class_names = np.ones((len(rows), 1)), cast(tuple[str, ...], ("Intercept",))
+    if class_parsed is not None:
+        classes = evaluate(class_parsed, rows)
+        if not np.isfinite(classes.X).all():
+            raise ValueError(f"class covariates in {class_formula!r} have non-finite values after evaluation")
+        W, class_names = classes.X, classes.fixed_names
     design = MixtureDesign(
         response_name=main.response_name,
         y=main.y,
@@ -402,12 +439,12 @@ def _evaluate(
         class_coef_names=class_names,
         index=rows.index,
     )
-    return design, dropped.append(dropped_class)
+    return design, rows, dropped
 
 
 def design_for(spec: MixtureSpec, data: pd.DataFrame) -> MixtureDesign:
     """The design of new rows under a fitted model's formulas (response and covariates needed)."""
-    design, _ = _evaluate(spec.formula, spec.class_formula, data, "error")
+    design, rows, _ = _evaluate(spec.formula, spec.class_formula, spec.trials, data, "error")
     if design.coef_names != spec.coef_names or design.class_coef_names != spec.class_coef_names:
         raise ValueError(
             f"the new data give the columns {list(design.coef_names)} / {list(design.class_coef_names)}, "
@@ -415,8 +452,7 @@ def design_for(spec: MixtureSpec, data: pd.DataFrame) -> MixtureDesign:
             "categorical covariates need the same levels as in the fitted data"
         )
     _check_supports(spec.families, design.y, design.response_name, masses_present=False)
-    trials = _trials(spec.trials, spec.families, data.loc[design.index], design.y)
-    return replace(design, trials=trials)
+    return replace(design, trials=_trials(spec.trials, spec.families, rows, design.y))
 
 
 def specify_mixture(
@@ -434,13 +470,14 @@ def specify_mixture(
     """Check everything the user gave and evaluate the designs; nothing is compiled here."""
     if missing not in ("error", "drop"):
         raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
-    design, dropped = _evaluate(formula, class_formula, data, missing)
-    k = _check_k(k, design.y)
+    design, rows, dropped = _evaluate(formula, class_formula, trials, data, missing)
+    k = _check_k(k, design)
     families = _families(k, family)
     _check_supports(families, design.y, design.response_name)
-    design = replace(design, trials=_trials(trials, families, data.loc[design.index], design.y))
+    design = replace(design, trials=_trials(trials, families, rows, design.y))
     order, groups = _ordering(order_by, families, design.coef_names, design.class_coef_names)
-    merged, chosen = _merge_priors(default_priors(families, design), priors)
+    labels = tuple(str(j + 1) for j in range(k))
+    merged, chosen = _merge_priors(default_priors(families, design), priors, labels)
     spec = MixtureSpec(
         k=k,
         formula=formula,
@@ -503,3 +540,32 @@ def component_means(
         mean = family.mean(eta, params)
         out[j] = float(np.mean(mean * (design.trials if design.trials is not None else 1.0)))
     return out
+
+
+def resolution(values: FloatArray) -> float:
+    """The smallest gap between distinct values: the recording resolution of tied data (1 if all equal)."""
+    gaps = np.diff(np.unique(values))
+    return float(gaps.min()) if gaps.size else 1.0
+
+
+def grid_design(design: MixtureDesign, values: FloatArray) -> tuple[MixtureDesign, FloatArray]:
+    """A design that evaluates the density at ``values`` for every distinct covariate row of ``design``.
+
+    Rows are ordered value-major: row ``g * r + i`` holds ``values[g]`` with covariate pattern
+    ``i``; the returned weights are the patterns' shares of the data, so averaging over them
+    gives the density averaged over the data's covariates.
+    """
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError("values must be a non-empty array of finite numbers")
+    if design.trials is not None:
+        raise ValueError("the density is not defined for binomial classes: it depends on the trials")
+    patterns, counts = np.unique(np.hstack([design.X, design.W]), axis=0, return_counts=True)
+    p = design.X.shape[1]
+    grid = replace(
+        design,
+        y=np.repeat(values, len(counts)),
+        X=np.tile(patterns[:, :p], (values.size, 1)),
+        W=np.tile(patterns[:, p:], (values.size, 1)),
+        index=pd.RangeIndex(values.size * len(counts)),
+    )
+    return grid, counts / counts.sum()

@@ -196,6 +196,15 @@ safe_loglik <- function(mod, theta) {
   if (is.finite(ll)) ll else NA
 }
 
+# TRUE when theta is on its way to a degenerate solution (a sigma collapsing) or to the
+# boundary (a class probability vanishing): no point polishing further.
+heading_off <- function(mod, theta) {
+  par <- unpack(mod, theta)
+  ev <- evaluate(mod, theta)
+  (mod$family == "gaussian" && min(par$sigma) < criteria$sigma_floor * mod$sd_y) ||
+    min(colMeans(ev$prior)) < criteria$prior_floor
+}
+
 # Maximise from theta0: BFGS rounds until they stop gaining, then Newton steps.
 polish <- function(mod, theta0) {
   fn <- function(th) { ll <- safe_loglik(mod, th); if (is.na(ll)) Inf else -ll }
@@ -204,12 +213,13 @@ polish <- function(mod, theta0) {
   ll <- -fn(th)
   if (!is.finite(ll)) return(NULL)
   fit <- tryCatch({
-    for (round in 1:20) {
-      o <- optim(th, fn, gr, method = "BFGS", control = list(reltol = 1e-14, maxit = 1e5))
+    for (round in 1:40) {
+      o <- optim(th, fn, gr, method = "BFGS", control = list(reltol = 1e-14, maxit = 500))
       gain <- -o$value - ll
       th <- o$par; ll <- -o$value
-      if (gain < 1e-12) break
+      if (gain < 1e-12 || heading_off(mod, th)) break
     }
+    if (heading_off(mod, th)) return(list(theta = th, loglik = ll))
     for (it in 1:30) {
       g <- gradient(mod, th)
       if (max(abs(g)) < 1e-10) break
@@ -307,6 +317,7 @@ collect <- function(mod, starts) {
     }
   }
   maxima <- maxima[order(-vapply(maxima, `[[`, 0, "loglik"))]
+  message(sprintf("  %d starts polished, %d distinct maxima", length(starts), length(maxima)))
   list(maxima = maxima, tally = lapply(tally, function(k) as.list(table(k))))
 }
 
