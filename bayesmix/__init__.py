@@ -2,10 +2,12 @@
 
 >>> import bayesmix as bx
 >>> model = bx.mixed("Reaction ~ Days + (Days | Subject)", bx.datasets.load("sleepstudy"))
+>>> stamps = bx.fmm(3, "thickness ~ 1", bx.datasets.load("stamps"))
 """
 
 from . import datasets
 from .api import HierarchicalModel, MixtureModel, compare_k, fmm, hierarchical, mixed
+from .compare.fmm import CloseMaximaWarning, MixtureMLFit
 from .results.diagnostics import Diagnostics
 from .results.fit import Fit
 from .results.mixture import MixtureFit
@@ -15,12 +17,14 @@ from .spec.families import PointMass
 from .spec.formula import FormulaError
 
 __all__ = [
+    "CloseMaximaWarning",
     "Diagnostics",
     "DroppedRowsWarning",
     "Fit",
     "FormulaError",
     "HierarchicalModel",
     "MixtureFit",
+    "MixtureMLFit",
     "MixtureModel",
     "PointMass",
     "compare_k",

@@ -12,7 +12,7 @@ from .statsmodels_ref import fit_statsmodels
 if TYPE_CHECKING:
     from ..results.fit import Fit
 
-__all__ = ["REFERENCES", "side_by_side"]
+__all__ = ["REFERENCES", "beside", "side_by_side"]
 
 REFERENCES = ("ml", "statsmodels")
 
@@ -25,14 +25,22 @@ def side_by_side(fit: Fit, *, reference: str = "ml", reml: bool = True, prob: fl
     """
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; choose one of {', '.join(REFERENCES)}")
-    if reference == "ml":
-        ml = fit_ml(fit.design, reml=reml)
-        freq = ml.table()[["estimate", "std_error", "ci_lower", "ci_upper"]]
-    else:
-        freq = fit_statsmodels(fit.design, reml=reml)[["estimate", "std_error", "ci_lower", "ci_upper"]]
-    post = fit.summary(prob=prob)[["mean", "sd", "lower", "upper"]]
-    table = post.join(freq, how="left")
+    freq = (
+        fit_ml(fit.design, reml=reml).table() if reference == "ml" else fit_statsmodels(fit.design, reml=reml)
+    )
+    return beside(fit.summary(prob=prob), freq, f"{reference} ({'REML' if reml else 'ML'})")
+
+
+def beside(summary: pd.DataFrame, freq: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Posterior summary (``mean, sd, lower, upper``) joined to a frequentist table, with ``diff_sd``.
+
+    ``freq`` has ``estimate, std_error, ci_lower, ci_upper`` on the same parameter names;
+    ``reference`` names it in ``table.attrs["reference"]``.
+    """
+    table = summary[["mean", "sd", "lower", "upper"]].join(
+        freq[["estimate", "std_error", "ci_lower", "ci_upper"]], how="left"
+    )
     table["diff_sd"] = (table["mean"] - table["estimate"]) / table["sd"]
     table.index.name = "parameter"
-    table.attrs["reference"] = f"{reference} ({'REML' if reml else 'ML'})"
+    table.attrs["reference"] = reference
     return table

@@ -18,11 +18,35 @@ from .shrinkage import shrinkage_table
 if TYPE_CHECKING:
     from ..api import HierarchicalModel
 
-__all__ = ["Fit"]
+__all__ = ["Fit", "Sampled"]
+
+
+class Sampled:
+    """What every sampled fit offers on top of its ``idata`` and ``spec`` (a mixin of the fit classes)."""
+
+    __slots__ = ()
+    idata: xr.DataTree
+    spec: Any
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior group as a Dataset."""
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def dropped(self) -> pd.Index:
+        """Index labels of the rows dropped under ``missing="drop"`` (empty otherwise)."""
+        return pd.Index(self.spec.dropped)
+
+    @property
+    def sampling_time(self) -> float | None:
+        """Seconds the sampler spent drawing (tuning included, compilation excluded), when it reports it."""
+        value = self.idata["posterior"].attrs.get("sampling_time")
+        return None if value is None else float(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Fit:
+class Fit(Sampled):
     """A fitted Bayesian hierarchical model.
 
     Attributes
@@ -49,16 +73,6 @@ class Fit:
     wall_time: float
     model: HierarchicalModel
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
-
-    @property
-    def posterior(self) -> xr.Dataset:
-        """The posterior group as a Dataset."""
-        return self.idata["posterior"].to_dataset()
-
-    @property
-    def dropped(self) -> pd.Index:
-        """Index labels of the rows dropped under ``missing="drop"`` (empty otherwise)."""
-        return pd.Index(self.spec.dropped)
 
     def draws(self) -> xr.Dataset:
         """Draws of every parameter under its public name (``Days``, ``sd(Days|Subject)``, ...)."""

@@ -31,6 +31,7 @@ from ..spec.mixture import (
     resolution,
 )
 from .diagnostics import Diagnostics, diagnose
+from .fit import Sampled
 from .modes import ChainModes, chain_modes
 from .parameters import SAMPLE_DIMS, summarize
 
@@ -45,7 +46,7 @@ _DENSITY_DRAWS = 1000  # draws used for densities with covariates (rows x grid x
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MixtureFit:
+class MixtureFit(Sampled):
     """A fitted Bayesian finite mixture model.
 
     Attributes
@@ -76,22 +77,6 @@ class MixtureFit:
     ml: MixtureMLFit
     starts: tuple[float, ...] = ()
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
-
-    @property
-    def posterior(self) -> xr.Dataset:
-        """The posterior group as a Dataset."""
-        return self.idata["posterior"].to_dataset()
-
-    @property
-    def dropped(self) -> pd.Index:
-        """Index labels of the rows dropped under ``missing="drop"`` (empty otherwise)."""
-        return pd.Index(self.spec.dropped)
-
-    @property
-    def sampling_time(self) -> float | None:
-        """Seconds the sampler spent drawing (tuning included, compilation excluded), when it reports it."""
-        value = self.idata["posterior"].attrs.get("sampling_time")
-        return None if value is None else float(value)
 
     @property
     def ordering(self) -> str:
@@ -294,13 +279,11 @@ class MixtureFit:
 
         ``diff_sd = (posterior mean - estimate) / posterior sd``.
         """
-        ml = self.ml
-        freq = ml.table(prob)[["estimate", "std_error", "ci_lower", "ci_upper"]]
-        table = self.summary(prob)[["mean", "sd", "lower", "upper"]].join(freq, how="left")
-        table["diff_sd"] = (table["mean"] - table["estimate"]) / table["sd"]
-        table.index.name = "parameter"
-        table.attrs["reference"] = f"maximum likelihood (log-likelihood {ml.loglik:.4f})"
-        return table
+        # The compare layer sits to the right of results: reached at call time only.
+        from ..compare.table import beside
+
+        reference = f"maximum likelihood (log-likelihood {self.ml.loglik:.4f})"
+        return beside(self.summary(prob), self.ml.table(prob), reference)
 
 
 def _summary_frame(values: FloatArray, classes: tuple[str, ...], prob: float, name: str) -> pd.DataFrame:
