@@ -64,7 +64,11 @@ criteria <- list(
                              # the Hessian of the loglik in theta negative definite
   sigma_floor = 1e-4,        # degenerate: some sigma_k < sigma_floor * sd(y) (the likelihood is
                              # unbounded as a component collapses onto one value)
-  prior_floor = 1e-6         # boundary: some class probability (averaged over observations) below this
+  prior_floor = 1e-6,        # boundary: some class probability (averaged over observations) below this,
+  logit_max = 30,            # or some |log(p_ik / p_i1)| above this (the multinomial-logit coefficients
+                             # running off to infinity: classes separated by a hard threshold in x)
+  spurious_sd_ratio = 0.05   # a proper maximum is flagged spurious when min_k sigma_k / max_k sigma_k is
+                             # below this (Hathaway's ratio); the reference is the best non-spurious one
 )
 
 # ---------------------------------------------------------------------------------------
@@ -200,9 +204,13 @@ safe_loglik <- function(mod, theta) {
 # boundary (a class probability vanishing): no point polishing further.
 heading_off <- function(mod, theta) {
   par <- unpack(mod, theta)
+  (mod$family == "gaussian" && min(par$sigma) < criteria$sigma_floor * mod$sd_y) || at_boundary(mod, theta)
+}
+
+at_boundary <- function(mod, theta) {
   ev <- evaluate(mod, theta)
-  (mod$family == "gaussian" && min(par$sigma) < criteria$sigma_floor * mod$sd_y) ||
-    min(colMeans(ev$prior)) < criteria$prior_floor
+  min(colMeans(ev$prior)) < criteria$prior_floor ||
+    max(abs(mod$Z %*% ev$par$Gam)) > criteria$logit_max
 }
 
 # Maximise from theta0: BFGS rounds until they stop gaining, then Newton steps.
@@ -213,8 +221,8 @@ polish <- function(mod, theta0) {
   ll <- -fn(th)
   if (!is.finite(ll)) return(NULL)
   fit <- tryCatch({
-    for (round in 1:40) {
-      o <- optim(th, fn, gr, method = "BFGS", control = list(reltol = 1e-14, maxit = 500))
+    for (round in 1:200) {
+      o <- optim(th, fn, gr, method = "BFGS", control = list(reltol = 1e-14, maxit = 100))
       gain <- -o$value - ll
       th <- o$par; ll <- -o$value
       if (gain < 1e-12 || heading_off(mod, th)) break
@@ -265,12 +273,14 @@ assess <- function(mod, theta0) {
   eig <- tryCatch(eigen(hessian(mod, th), symmetric = TRUE, only.values = TRUE)$values,
                   error = function(e) NA)
   min_prior <- min(colMeans(ev$prior))
-  status <- if (min_prior < criteria$prior_floor) "boundary"
+  status <- if (at_boundary(mod, th)) "boundary"
             else if (max(abs(g)) > criteria$max_abs_gradient || any(is.na(eig)) || max(eig) >= 0) "not_a_maximum"
             else "maximum"
   list(status = status, loglik = ev$loglik, theta = th, tau = ev$tau, prior = ev$prior,
        diagnostics = list(max_abs_gradient = max(abs(g)), hessian_max_eigenvalue = max(eig),
                           hessian_min_eigenvalue = min(eig), min_sigma_over_sd_y = min_sigma_ratio,
+                          sd_ratio = if (mod$family == "gaussian") min(par$sigma) / max(par$sigma) else NA,
+                          spurious = mod$family == "gaussian" && min(par$sigma) / max(par$sigma) < criteria$spurious_sd_ratio,
                           min_mean_prior = min_prior,
                           component_sizes = unname(colSums(ev$tau))))
 }
@@ -290,11 +300,15 @@ check_gradient <- function(mod, theta) {
 collect <- function(mod, starts) {
   maxima <- list()
   tally <- list()
+  off <- list()
   check_gradient(mod, starts[[1]]$theta)
   for (s in starts) {
     a <- assess(mod, s$theta)
     tally[[a$status]] <- c(tally[[a$status]], s$kind)
-    if (a$status != "maximum") next
+    if (a$status != "maximum") {
+      if (!is.null(a$loglik)) off[[a$status]] <- c(off[[a$status]], a$loglik)
+      next
+    }
     hit <- 0
     for (j in seq_along(maxima)) {
       if (abs(maxima[[j]]$loglik - a$loglik) < criteria$same_loglik &&
@@ -318,7 +332,23 @@ collect <- function(mod, starts) {
   }
   maxima <- maxima[order(-vapply(maxima, `[[`, 0, "loglik"))]
   message(sprintf("  %d starts polished, %d distinct maxima", length(starts), length(maxima)))
-  list(maxima = maxima, tally = lapply(tally, function(k) as.list(table(k))))
+  # outcome counts per kind of start; for the starts that ended off a proper maximum, the
+  # distinct logliks where they stopped (rounded to 1e-4; for degenerate ones this is just
+  # where the search was cut off, the likelihood itself being unbounded there)
+  outcomes <- lapply(names(tally), function(st) {
+    o <- list(count = length(tally[[st]]), by_start = as.list(table(tally[[st]])))
+    if (st != "maximum" && length(off[[st]])) o$logliks_where_stopped <- sort(unique(round(off[[st]], 4)), decreasing = TRUE)
+    o
+  })
+  list(maxima = maxima, tally = setNames(outcomes, names(tally)))
+}
+
+# The reference maximum: the best proper maximum that is not spurious.  Returns its index
+# in the (loglik-sorted) list.
+pick_best <- function(maxima) {
+  ok <- which(!vapply(maxima, function(m) m$diagnostics$spurious, TRUE))
+  if (!length(ok)) stop("no non-spurious maximum found")
+  ok[1]
 }
 
 # Random starts for optim: either a random hard partition of the observations followed by
@@ -384,7 +414,7 @@ regression_estimates <- function(mod, th, coef_names, conc_names) {
 maximum_record <- function(m, estimates, names) {
   list(loglik = m$loglik, estimates = estimates(m$theta),
        theta = list(names = names, values = m$theta),
-       found_by = m$found_by,
+       found_by = as.list(table(m$found_by)),
        package_logliks_reaching_it = if (length(m$package_logliks)) sort(unique(signif(m$package_logliks, 12))),
        diagnostics = m$diagnostics)
 }
@@ -411,7 +441,7 @@ normal_mixture_loglik <- function(y, est) {
     est$proportion[k] * dnorm(y, est$mean[k], est$sd[k])))))
 }
 
-fit_mclust <- function(y, yname, G, n_random = 100) {
+fit_mclust <- function(y, yname, G, n_random) {
   mod <- mixture_model("gaussian", y, matrix(1, length(y), 1), matrix(1, length(y), 1), G)
   names <- theta_names(mod, "mean", "(Intercept)")
   main_call <- sprintf("Mclust(%s, G = %d, modelNames = \"V\")", yname, G)
@@ -443,7 +473,8 @@ fit_mclust <- function(y, yname, G, n_random = 100) {
 
   # the package's own answer, polished
   pol <- assess(mod, mclust_theta(mod, main))
-  best <- res$maxima[[1]]
+  ib <- pick_best(res$maxima)
+  best <- res$maxima[[ib]]
   est <- univariate_estimates(mod, best$theta)
   est_pkg <- univariate_estimates(mod, reorder(mod, mclust_theta(mod, main)))
   check <- normal_mixture_loglik(y, est)
@@ -451,6 +482,8 @@ fit_mclust <- function(y, yname, G, n_random = 100) {
                 variance = list(modelName = "V", d = 1, G = G, sigmasq = est$variance))
   check_mclust <- sum(dens(data = y, modelName = "V", parameters = mpars, logarithm = TRUE))
   z_mclust <- estep(data = y, modelName = "V", parameters = mpars)$z
+  # mclust's own EM started at the best solution (its posterior) stays there
+  em_best <- me(y, modelName = "V", z = best$tau, control = emControl(tol = c(1e-12, 1e-12), itmax = c(1e5, 1e5)))
 
   list(
     G = G,
@@ -462,17 +495,20 @@ fit_mclust <- function(y, yname, G, n_random = 100) {
     loglik_polished_from_package = if (pol$status == "maximum") pol$loglik else NA,
     loglik_check_dnorm = check,
     loglik_check_mclust_dens = check_mclust,
+    loglik_mclust_em_from_best = em_best$loglik,
     df = length(best$theta),
     df_package = main$df,
     nobs = length(y),
     estimates = est,
     estimates_package = est_pkg,
+    estimates_polished_from_package = if (pol$status == "maximum") univariate_estimates(mod, pol$theta),
     theta = list(names = names, values = best$theta),
     posterior_probabilities = best$tau,
     posterior_max_abs_diff_mclust_estep = max(abs(z_mclust - best$tau)),
     best_diagnostics = best$diagnostics,
     best_found_by = as.list(table(best$found_by)),
-    local_maxima = lapply(res$maxima[-1], maximum_record, estimates = function(th) univariate_estimates(mod, th),
+    best_found_including_spurious = if (ib > 1) maximum_record(res$maxima[[1]], function(th) univariate_estimates(mod, th), names),
+    local_maxima = lapply(res$maxima[-ib], maximum_record, estimates = function(th) univariate_estimates(mod, th),
                           names = names),
     start_outcomes = res$tally,
     n_package_calls_failed = n_failed,
@@ -485,15 +521,25 @@ univariate_notes <- function(r, what) {
     "Components ordered by mean ascending (also in local_maxima and estimates_package).",
     "estimates: mean, sd (standard deviation), variance = sd^2, proportion = mixing proportion.",
     "theta: means, log(sd), then log(proportion_k / proportion_1) for k = 2..G (class 1 the base), in the stored order.",
-    sprintf("loglik is the best proper maximum found (polished); loglik_package is Mclust's own value (%.10f), loglik - loglik_package = %.3g.",
+    sprintf("loglik is the best non-spurious proper maximum found (polished; see below); loglik_package is Mclust's own value (%.10f), loglik - loglik_package = %.3g.",
             r$loglik_package, r$loglik - r$loglik_package),
-    sprintf("Mclust's answer polished by optim/Newton reaches %.10f (%s).", r$loglik_polished_from_package,
-            if (isTRUE(r$package_polished_is_best)) "the best maximum found" else "NOT the best maximum found"),
-    sprintf("Independent check at the polished estimates: plain dnorm sum %.12f, mclust::dens %.12f.",
-            r$loglik_check_dnorm, r$loglik_check_mclust_dens),
+    sprintf("Mclust's reported loglik is not quite the loglik at the parameters it returns (%.10f, loglik_package_recomputed): its EM stops at a relative tolerance of 1e-5.",
+            r$loglik_package_recomputed),
+    sprintf("Mclust's answer polished by optim/Newton reaches %.10f (loglik_polished_from_package, estimates_polished_from_package): %s.",
+            r$loglik_polished_from_package,
+            if (isTRUE(r$package_polished_is_best)) "the best maximum found"
+            else sprintf("NOT the best maximum found: Mclust's default start (hierarchical clustering) ends at a local maximum %.4f below the best, listed in local_maxima",
+                         r$loglik - r$loglik_polished_from_package)),
+    sprintf("Independent checks at the best estimates: plain dnorm sum %.12f, mclust::dens %.12f; mclust::me started at the best posterior (tol 1e-12) reports %.12f (loglik_mclust_em_from_best).",
+            r$loglik_check_dnorm, r$loglik_check_mclust_dens, r$loglik_mclust_em_from_best),
     "df = 3G - 1 free parameters (G means, G variances, G - 1 proportions); df_package is Mclust's.",
-    "Degenerate solutions (a component collapsing onto a single value, sd -> 0, loglik -> +Inf) exist for every normal mixture with unequal variances; starts that headed there are counted under start_outcomes$degenerate and excluded.",
-    "local_maxima: the other distinct proper maxima (gradient ~ 0, negative-definite Hessian), best first; found_by counts the starts that reached each.")
+    "The likelihood is unbounded (a component collapsing onto one value: sd -> 0, loglik -> +Inf), so 'best' means the best proper local maximum found that is not spurious (min sd / max sd >= criteria$spurious_sd_ratio, Hathaway's constraint). Starts that headed to such a degenerate point, or to the boundary (a proportion -> 0), or stopped at a saddle (e.g. a G-1 solution with a duplicated component) are counted under start_outcomes and excluded; thresholds in criteria.",
+    "local_maxima: the other distinct proper maxima (gradient ~ 0, negative-definite Hessian), best first, with found_by (how many starts of each kind reached it) and diagnostics (component_sizes = column sums of the posterior; sd_ratio; spurious). Spurious ones have a component with a very small sd on a few close values (McLachlan and Peel's 'spurious' maxima): proper local maxima, but more of them, some higher, may exist than were found, so they are not used as the reference.",
+    if (!is.null(r$best_found_including_spurious))
+      sprintf("The highest maximum found, %.6f, is spurious (sd_ratio %.4f, found by %d of the starts): stored under best_found_including_spurious, not used as the reference.",
+              r$best_found_including_spurious$loglik, r$best_found_including_spurious$diagnostics$sd_ratio,
+              sum(unlist(r$best_found_including_spurious$found_by))),
+    "start_calls: the other mclust calls that were evaluated as starts; besides them, 'optim random partition' / 'optim random subsets' starts (random_start() in the script, seeds 1..n) went straight to optim.")
 }
 
 dataset_info <- list(
@@ -502,8 +548,8 @@ dataset_info <- list(
 )
 
 # galaxies: G = 4 (the main fit, with posterior probabilities) and G = 3 (its own entry, "G3")
-gal4 <- fit_mclust(galaxies, "galaxies", 4)
-gal3 <- fit_mclust(galaxies, "galaxies", 3)
+gal4 <- fit_mclust(galaxies, "galaxies", 4, n_random = 200)
+gal3 <- fit_mclust(galaxies, "galaxies", 3, n_random = 100)
 gal3$notes <- univariate_notes(gal3, "MASS::galaxies / 1000")
 gal3$posterior_probabilities <- NULL
 gal4$notes <- c(univariate_notes(gal4, "MASS::galaxies / 1000"),
@@ -519,7 +565,7 @@ galaxies_out <- c(list(
   criteria = criteria), gal4, list(G3 = gal3))
 write_reference("mclust_galaxies", galaxies_out)
 
-fw <- fit_mclust(waiting, "waiting", 2)
+fw <- fit_mclust(waiting, "waiting", 2, n_random = 100)
 fw$notes <- c(univariate_notes(fw, "datasets::faithful$waiting"),
               "posterior_probabilities: n x G matrix (rows in data order, columns in the stored component order) at the best polished estimates.",
               "The data are integers with many ties.")
@@ -586,11 +632,16 @@ fit_flexmix <- function(family, formula, conc_formula, model_arg, conc_arg, seed
 
   theta_pkg <- flexmix_theta(mod, main)
   pol <- assess(mod, theta_pkg)
-  best <- res$maxima[[1]]
+  ib <- pick_best(res$maxima)
+  best <- res$maxima[[ib]]
   est_fun <- function(th) regression_estimates(mod, th, colnames(X), colnames(Z))
   est <- est_fun(best$theta)
   # flexmix's class labels -> the stored order, for the record
   perm_pkg <- order(unpack(mod, theta_pkg)$B[1, ])
+  # flexmix's own EM started at the best solution (its posterior as the initial weights)
+  from_best_call <- sprintf("flexmix(%s, cluster = posterior_at_best, %s)", args, ctrl)
+  assign("posterior_at_best", best$tau, envir = globalenv())
+  from_best <- run_call(from_best_call)
   out <- list(
     call = main_call,
     start_calls = other_calls,
@@ -599,17 +650,21 @@ fit_flexmix <- function(family, formula, conc_formula, model_arg, conc_arg, seed
     loglik_package_recomputed = evaluate(mod, theta_pkg)$loglik,
     loglik_polished_from_package = if (pol$status == "maximum") pol$loglik else NA,
     loglik_check_plain = regression_mixture_loglik(family, y, X, Z, est),
+    loglik_package_started_at_best = as.numeric(logLik(from_best)),
+    package_started_at_best_call = from_best_call,
     df = length(best$theta),
     df_package = attr(logLik(main), "df"),
     nobs = length(y),
     estimates = est,
     estimates_package = est_fun(reorder(mod, theta_pkg)),
+    estimates_polished_from_package = if (pol$status == "maximum") est_fun(pol$theta),
     package_component_order = perm_pkg,
     theta = list(names = names, values = best$theta),
     posterior_probabilities = best$tau,
     best_diagnostics = best$diagnostics,
     best_found_by = as.list(table(best$found_by)),
-    local_maxima = lapply(res$maxima[-1], maximum_record, estimates = est_fun, names = names),
+    best_found_including_spurious = if (ib > 1) maximum_record(res$maxima[[1]], est_fun, names),
+    local_maxima = lapply(res$maxima[-ib], maximum_record, estimates = est_fun, names = names),
     start_outcomes = res$tally,
     n_flexmix_runs_dropped = n_dropped,
     package_polished_is_best = pol$status == "maximum" && abs(pol$loglik - best$loglik) < criteria$same_loglik,
@@ -634,16 +689,23 @@ regression_notes <- function(r, what, family) {
     if (family == "poisson") "estimates: coefficients on the log-mean scale (log link), per name, one value per component, and proportion = mixing proportions.",
     sprintf("theta: coefficients of component 1, of component 2,%s then the multinomial-logit class coefficients (class 1 the base).",
             if (family == "gaussian") " log(sigma_1), log(sigma_2)," else ""),
-    sprintf("loglik is the best proper maximum found (polished); loglik_package is flexmix's own value (%.10f), loglik - loglik_package = %.3g.",
-            r$loglik_package, r$loglik - r$loglik_package),
-    sprintf("flexmix's answer polished by optim/Newton reaches %.10f (%s).", r$loglik_polished_from_package,
+    sprintf("loglik is the best %sproper maximum found (polished); loglik_package is flexmix's own value (%.10f), loglik - loglik_package = %.3g.",
+            if (family == "gaussian") "non-spurious " else "", r$loglik_package, r$loglik - r$loglik_package),
+    sprintf("loglik_package_recomputed (%.10f) is our loglik at flexmix's returned parameters.", r$loglik_package_recomputed),
+    sprintf("flexmix's answer polished by optim/Newton reaches %.10f (loglik_polished_from_package, estimates_polished_from_package): %s.",
+            r$loglik_polished_from_package,
             if (isTRUE(r$package_polished_is_best)) "the best maximum found" else "NOT the best maximum found"),
-    sprintf("Independent check at the polished estimates (plain %s sum): %.12f.",
+    sprintf("Independent check at the best estimates (plain %s sum): %.12f.",
             if (family == "gaussian") "dnorm" else "dpois", r$loglik_check_plain),
+    sprintf("flexmix's EM started at the best posterior (package_started_at_best_call) ends at loglik %.10f%s.",
+            r$loglik_package_started_at_best,
+            if (family == "gaussian") " (flexmix's own fixed point, not the ML estimate: see the sigma quirk below)" else ""),
+    "'Best' is the best proper local maximum found (for gaussian components: that is not spurious, min sigma / max sigma >= criteria$spurious_sd_ratio; none of the spurious ones found is higher here unless best_found_including_spurious is present): starts that ended with a vanishing sigma (degenerate), a vanishing class or diverging multinomial-logit coefficients (boundary), or at a saddle are counted under start_outcomes and excluded; thresholds in criteria.",
+    "start_calls: the other flexmix calls that were evaluated as starts; besides them, 'optim random partition' / 'optim random subsets' starts (random_start() in the script, seeds 1..n) went straight to optim.",
     sprintf("df = %d free parameters; df_package is flexmix's logLik df.", r$df),
     "Fitted to npreg, the data as read back from data/npreg.csv (identical to flexmix's NPreg columns x, yn, yp, class).",
     "posterior_probabilities: n x 2 matrix, rows in data order, columns in the stored order, at the best polished estimates.",
-    "local_maxima: the other distinct proper maxima (gradient ~ 0, negative-definite Hessian), best first; found_by counts the starts that reached each.",
+    "local_maxima: the other distinct proper maxima (gradient ~ 0, negative-definite Hessian), best first, with found_by (how many starts of each kind reached it) and diagnostics (component_sizes = column sums of the posterior). Those with a tiny sigma on a few observations are 'spurious' maxima but proper ones.",
     "flexmix drops a component whose prior falls below minprior = 0.05 (default); such runs are counted in n_flexmix_runs_dropped and not used.")
 }
 
