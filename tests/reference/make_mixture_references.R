@@ -390,6 +390,12 @@ random_starts <- function(mod, seeds) {
 # ---------------------------------------------------------------------------------------
 # Output helpers.
 
+polish_method <- paste(
+  "theta = the unconstrained parametrisation (see theta$names); repeat",
+  "optim(theta, function(t) -loglik(t), function(t) -gradient(t), method = \"BFGS\", control = list(reltol = 1e-14, maxit = 100))",
+  "until a round gains < 1e-12 (at most 200 rounds), then Newton steps with the Hessian from central differences of the analytic gradient",
+  "until max |gradient| < 1e-10 (at most 30, step halving so the loglik never drops)")
+
 univariate_estimates <- function(mod, th) {
   ev <- evaluate(mod, th)
   list(mean = ev$par$B[1, ], sd = ev$par$sigma, variance = ev$par$sigma^2,
@@ -562,7 +568,7 @@ galaxies_out <- c(list(
   dataset = dataset_info$galaxies,
   data = list(file = "data/galaxies.csv", md5 = md5("galaxies.csv"),
               prep = "read.csv(); galaxies <- velocity (already divided by 1000 in the file, i.e. in 1000 km/s)"),
-  criteria = criteria), gal4, list(G3 = gal3))
+  criteria = criteria, polish = polish_method), gal4, list(G3 = gal3))
 write_reference("mclust_galaxies", galaxies_out)
 
 fw <- fit_mclust(waiting, "waiting", 2, n_random = 100)
@@ -576,7 +582,7 @@ write_reference("mclust_faithful", c(list(
   dataset = dataset_info$faithful,
   data = list(file = "data/faithful_waiting.csv", md5 = md5("faithful_waiting.csv"),
               prep = "read.csv(); waiting <- waiting (minutes, as numeric)"),
-  criteria = criteria), fw))
+  criteria = criteria, polish = polish_method), fw))
 
 # ---------------------------------------------------------------------------------------
 # 3-5. Regression mixtures on NPreg: flexmix.
@@ -705,7 +711,8 @@ regression_notes <- function(r, what, family) {
     sprintf("df = %d free parameters; df_package is flexmix's logLik df.", r$df),
     "Fitted to npreg, the data as read back from data/npreg.csv (identical to flexmix's NPreg columns x, yn, yp, class).",
     "posterior_probabilities: n x 2 matrix, rows in data order, columns in the stored order, at the best polished estimates.",
-    "local_maxima: the other distinct proper maxima (gradient ~ 0, negative-definite Hessian), best first, with found_by (how many starts of each kind reached it) and diagnostics (component_sizes = column sums of the posterior). Those with a tiny sigma on a few observations are 'spurious' maxima but proper ones.",
+    paste0("local_maxima: the other distinct proper maxima (gradient ~ 0, negative-definite Hessian), best first, with found_by (how many starts of each kind reached it) and diagnostics (component_sizes = column sums of the posterior).",
+           if (family == "gaussian") " Those flagged spurious (a tiny sigma on a few observations) are proper maxima too, but not used as the reference."),
     "flexmix drops a component whose prior falls below minprior = 0.05 (default); such runs are counted in n_flexmix_runs_dropped and not used.")
 }
 
@@ -721,7 +728,8 @@ npreg_common <- list(
   version = versions,
   dataset = "flexmix::NPreg (data(NPreg, package = \"flexmix\")), columns x, yn, yp, class; 200 observations simulated in flexmix with 2 classes",
   data = list(file = "data/npreg.csv", md5 = md5("npreg.csv"), prep = "npreg <- read.csv(); used as is"),
-  criteria = criteria
+  criteria = criteria,
+  polish = polish_method
 )
 
 # 3. gaussian regression, quadratic in x, class-specific coefficients and sigma
