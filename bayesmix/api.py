@@ -327,6 +327,8 @@ class MixtureModel:
                 progressbar=progressbar,
             )
         )
+        if ml is not None and ml.spec is not self.spec:
+            raise ValueError("ml= must be a fit_ml() result of this model (its spec differs)")
         start = time.perf_counter()
         ml = ml if ml is not None else self.fit_ml()
         starts: tuple[float, ...] = ()
@@ -339,6 +341,12 @@ class MixtureModel:
                 for m in maxima
                 if ml.loglik - m.loglik <= start_window and (p := _initvals(self.spec, m)) is not None
             ]
+            if not points:
+                raise RuntimeError(
+                    f"no maximum within {start_window} log-likelihood units strictly satisfies the ordering "
+                    f"({self.spec.ordering()}): two ordered classes are tied there. Use init='prior', "
+                    "another order_by, or fewer classes"
+                )
             idata, _, chain_starts = run_nuts_from(
                 self.pymc_model, settings, [p for _, p in points], _MIXTURE_NUTPIE
             )

@@ -444,6 +444,12 @@ def test_fit_unknown_init(model):
         model.fit(init="bogus")
 
 
+def test_fit_refuses_another_models_ml_fit(model, df):
+    other = bx.fmm(2, "y ~ x", df)
+    with pytest.raises(ValueError, match="ml= must be a fit_ml\\(\\) result of this model"):
+        model.fit(ml=other.fit_ml(n_starts=2, em_iterations=2, warn_within=0.0))
+
+
 def test_fit_bad_settings_before_ml_search(model):
     with pytest.raises(ValueError, match="draws must be >= 1, got 0"):
         model.fit(draws=0)
