@@ -111,6 +111,7 @@ class HierarchicalModel:
         """
         from .compare.mlfit import fit_ml  # the compare layer sits to the right of the model
 
+        self.spec.require_gaussian("the (RE)ML fit")
         return fit_ml(self.design, reml=reml)
 
 

@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 
 from ..spec.families import Family
 
-__all__ = ["LIKELIHOODS", "family_logp", "inverse_link"]
+__all__ = ["DISTRIBUTIONS", "family_dist", "family_logp", "inverse_link"]
 
 Tensor = Any
 
@@ -36,32 +36,25 @@ def inverse_link(link: str, eta: Tensor) -> Tensor:
     raise ValueError(f"unknown link {link!r}")
 
 
-def _beta(mu: Tensor, aux: Mapping[str, Tensor], y: np.ndarray, trials: Any) -> Tensor:
-    phi = aux["phi"]
-    return pm.logp(pm.Beta.dist(alpha=mu * phi, beta=(1 - mu) * phi), y)
-
-
-LIKELIHOODS: Mapping[str, Callable[[Tensor, Mapping[str, Tensor], np.ndarray, Any], Tensor]] = (
-    MappingProxyType(
-        {
-            "gaussian": lambda mu, aux, y, n: pm.logp(pm.Normal.dist(mu=mu, sigma=aux["sigma"]), y),
-            "lognormal": lambda mu, aux, y, n: pm.logp(pm.LogNormal.dist(mu=mu, sigma=aux["sigma"]), y),
-            "studentt": lambda mu, aux, y, n: pm.logp(
-                pm.StudentT.dist(nu=aux["nu"], mu=mu, sigma=aux["sigma"]), y
-            ),
-            "poisson": lambda mu, aux, y, n: pm.logp(pm.Poisson.dist(mu=mu), y),
-            "negbinomial": lambda mu, aux, y, n: pm.logp(
-                pm.NegativeBinomial.dist(mu=mu, alpha=aux["alpha"]), y
-            ),
-            "gamma": lambda mu, aux, y, n: pm.logp(
-                pm.Gamma.dist(alpha=aux["alpha"], beta=aux["alpha"] / mu), y
-            ),
-            "bernoulli": lambda mu, aux, y, n: pm.logp(pm.Bernoulli.dist(p=mu), y),
-            "binomial": lambda mu, aux, y, n: pm.logp(pm.Binomial.dist(n=n, p=mu), y),
-            "beta": _beta,
-        }
-    )
+DISTRIBUTIONS: Mapping[str, Callable[[Tensor, Mapping[str, Tensor], Any], Any]] = MappingProxyType(
+    {
+        "gaussian": lambda mu, aux, n: pm.Normal.dist(mu=mu, sigma=aux["sigma"]),
+        "lognormal": lambda mu, aux, n: pm.LogNormal.dist(mu=mu, sigma=aux["sigma"]),
+        "studentt": lambda mu, aux, n: pm.StudentT.dist(nu=aux["nu"], mu=mu, sigma=aux["sigma"]),
+        "poisson": lambda mu, aux, n: pm.Poisson.dist(mu=mu),
+        "negbinomial": lambda mu, aux, n: pm.NegativeBinomial.dist(mu=mu, alpha=aux["alpha"]),
+        "gamma": lambda mu, aux, n: pm.Gamma.dist(alpha=aux["alpha"], beta=aux["alpha"] / mu),
+        "bernoulli": lambda mu, aux, n: pm.Bernoulli.dist(p=mu),
+        "binomial": lambda mu, aux, n: pm.Binomial.dist(n=n, p=mu),
+        "beta": lambda mu, aux, n: pm.Beta.dist(alpha=mu * aux["phi"], beta=(1 - mu) * aux["phi"]),
+    }
 )
+
+
+def family_dist(family: Family, eta: Tensor, aux: Mapping[str, Tensor], trials: Any) -> Any:
+    """The (unnamed) PyMC distribution of the response given the linear predictor."""
+    return DISTRIBUTIONS[family.name](inverse_link(family.link, eta), aux, trials)
+
 
 # A value inside each support, put where an observation lies outside it (the point mass's value):
 # the density there is replaced by -inf, and the gradient stays finite.
@@ -74,7 +67,7 @@ def family_logp(
     """Elementwise log-density of ``y``; ``-inf`` where ``y`` is outside the family's support."""
     inside = ~family.outside(y)
     y_safe = np.where(inside, y, _SAFE[family.support])
-    logp = LIKELIHOODS[family.name](inverse_link(family.link, eta), aux, y_safe, trials)
+    logp = pm.logp(family_dist(family, eta, aux, trials), y_safe)
     if inside.all():
         return logp
     return pt.switch(inside, logp, -np.inf)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pymc as pm
 import pytensor.tensor as pt
 
+from ..spec.families import get_family
 from ..spec.model import ModelSpec
 from ..spec.terms import Design
+from .families import family_dist
 from .priors import prior_dist, vector_variable
 from .random_effects import add_factor, dims_of
 
@@ -30,12 +32,13 @@ def coords_of(design: Design) -> dict[str, list[str]]:
 
 
 def build_model(spec: ModelSpec, design: Design) -> pm.Model:
-    """Build the Gaussian hierarchical model.
+    """Build the hierarchical model (a GLMM for families other than the Gaussian).
 
     Variables (see the parameter-naming table in the docs): ``beta`` (dims ``coef``),
     per grouping factor ``g``: ``sd_g``, ``chol_corr_g``/``corr_g`` (correlated block),
-    ``z_g`` (non-centered) and ``re_g``; residual ``sigma``; the observed response
-    under its column name.
+    ``z_g`` (non-centered) and ``re_g``; the family's auxiliary parameters (``sigma`` for
+    the Gaussian; none for Poisson and Bernoulli); the observed response under its column
+    name. The linear predictor is on the family's link scale.
     """
     with pm.Model(coords=coords_of(design)) as model:
         mu = pt.zeros(design.n_obs)
@@ -44,7 +47,11 @@ def build_model(spec: ModelSpec, design: Design) -> pm.Model:
             mu = mu + pt.dot(design.X, beta)
         for factor in design.factors:
             mu = mu + add_factor(factor, spec)
-        cls, kwargs = prior_dist(spec.priors["sigma"])
-        sigma = cls("sigma", **kwargs)
-        pm.Normal(design.response_name, mu=mu, sigma=sigma, observed=design.y, dims="obs")
+        family = get_family(spec.family)
+        aux = {}
+        for name in family.auxiliary:
+            cls, kwargs = prior_dist(spec.priors[name])
+            aux[name] = cls(name, **kwargs)
+        response = family_dist(family, mu, aux, design.trials)
+        model.register_rv(response, design.response_name, observed=design.y, dims=("obs",))
     return model

@@ -125,6 +125,7 @@ class Fit(Sampled):
 
         See :func:`bayesmix.results.shrinkage.shrinkage_table` for the definitions.
         """
+        self.spec.require_gaussian("the shrinkage table")
         return shrinkage_table(self.posterior, self.design, self._factor(group), prob)
 
     def compare(self, reference: str = "ml", *, reml: bool = True, prob: float = 0.95) -> pd.DataFrame:
@@ -149,6 +150,7 @@ class Fit(Sampled):
         """
         # The compare layer sits to the right of results; this convenience method reaches
         # into it at call time only, so results never depends on it at import.
+        self.spec.require_gaussian("the comparison with a frequentist fit")
         from ..compare.table import side_by_side
 
         return side_by_side(self, reference=reference, reml=reml, prob=prob)

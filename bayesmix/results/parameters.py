@@ -67,5 +67,6 @@ def parameter_draws(posterior: xr.Dataset, design: Design) -> xr.Dataset:
             out[factor.corr_name(a, b)] = posterior[f"corr_{factor.name}"].sel(
                 {f"{factor.name}__corr_term": a, f"{factor.name}__corr_term_": b}, drop=True
             )
-    out["sigma"] = posterior["sigma"]
+    for aux in design.auxiliary:
+        out[aux] = posterior[aux]
     return xr.Dataset(out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .data import check_design, select_rows
-from .families import get_family
+from .families import Family, get_family
 from .formula import evaluate, parse
 from .priors import LKJ, Cauchy, Exponential, Flat, HalfNormal, Normal, Prior, StudentT
 from .terms import Design
@@ -51,6 +51,15 @@ class ModelSpec:
     dropped: tuple[object, ...] = ()
     centered: frozenset[str] = field(default_factory=frozenset)
 
+    def require_gaussian(self, what: str) -> None:
+        """Raise a clear error for what only the Gaussian (linear mixed) model has so far."""
+        if self.family != "gaussian":
+            raise ValueError(
+                f"{what} is available for the gaussian family only so far; this model's family is "
+                f"{self.family!r} (the Laplace-approximation ML fit of GLMMs, as lme4's glmer, "
+                "is not built yet)"
+            )
+
     def prior_table(self) -> pd.DataFrame:
         """One row per parameter: its prior and whether it is a default."""
         return pd.DataFrame(
@@ -67,7 +76,7 @@ def _scale(values: np.ndarray) -> float:
     return sd if sd > 0 else 1.0
 
 
-def default_priors(design: Design, *, flat_fixed: bool) -> dict[str, Prior]:
+def default_priors(design: Design, *, flat_fixed: bool, family: Family | None = None) -> dict[str, Prior]:
     r"""Weakly informative priors scaled to the data.
 
     Notes
@@ -83,10 +92,16 @@ def default_priors(design: Design, *, flat_fixed: bool) -> dict[str, Prior]:
     * correlations: LKJ(2), mildly favouring zero;
     * ``sigma`` :math:`\sim` Exponential(:math:`1 / s_y`).
 
+    For families other than the Gaussian, :math:`\bar y` and :math:`s_y` are the centre and
+    scale of the response on the linear-predictor scale (:meth:`Family.location`: the mean
+    and SD of :math:`\log y` for the lognormal; :math:`\log \bar y` and 1 for log links;
+    :math:`\operatorname{logit} \bar y` and 1 for logit links), and the auxiliary parameters
+    get the family's default priors (:mod:`bayesmix.spec.families`).
+
     ``flat_fixed=True`` (``bx.mixed``) gives every fixed effect a flat prior.
     """
-    y = design.y
-    sy = _scale(y)
+    family = family if family is not None else get_family("gaussian")
+    centre, sy = family.location(design.y, design.trials)
     priors: dict[str, Prior] = {}
     slopes = [j for j, name in enumerate(design.fixed_names) if np.ptp(design.X[:, j]) > 0]
     ratio = sum((float(np.mean(design.X[:, j])) / _scale(design.X[:, j])) ** 2 for j in slopes)
@@ -96,7 +111,7 @@ def default_priors(design: Design, *, flat_fixed: bool) -> dict[str, Prior]:
         elif j in slopes:
             priors[name] = Normal(0.0, 2.5 * sy / _scale(design.X[:, j]))
         else:
-            priors[name] = Normal(float(np.mean(y)), 2.5 * sy * float(np.sqrt(1.0 + ratio)))
+            priors[name] = Normal(centre, 2.5 * sy * float(np.sqrt(1.0 + ratio)))
     for factor in design.factors:
         for k, term in enumerate(factor.terms):
             column = factor.values[:, k]
@@ -104,7 +119,8 @@ def default_priors(design: Design, *, flat_fixed: bool) -> dict[str, Prior]:
             priors[factor.sd_name(term)] = HalfNormal(sy / sx)
         if factor.correlated:
             priors[f"corr({factor.name})"] = LKJ(2.0)
-    priors["sigma"] = Exponential(1.0 / sy)
+    for aux, prior in family.auxiliary.items():
+        priors[aux] = prior if prior is not None else Exponential(1.0 / sy)
     return priors
 
 
@@ -151,15 +167,15 @@ def specify(
 ) -> tuple[ModelSpec, Design]:
     """Check everything the user gave and evaluate the design; nothing is compiled here."""
     fam = get_family(family)
-    if fam.name != "gaussian":
+    if fam.name == "binomial":
         raise ValueError(
-            f"hierarchical models take family='gaussian' for now, got {family!r}; the other families "
-            "(available in bx.fmm) come to hierarchical models with the GLMM work"
+            "the binomial family needs the number of trials, which hierarchical formulas cannot name yet; "
+            "for 0/1 responses use family='bernoulli'"
         )
     parsed = parse(formula)
     rows, dropped = select_rows(parsed, data, missing)
 
-    design = evaluate(parsed, rows)
+    design = replace(evaluate(parsed, rows), auxiliary=tuple(fam.auxiliary))
     check_design(design)
     fam.check_support(design.y, design.response_name)
     factor_names = {f.name for f in design.factors}
@@ -170,7 +186,7 @@ def specify(
         raise ValueError(
             f"centered names unknown grouping factors {sorted(unknown)}; factors: {sorted(factor_names)}"
         )
-    all_priors = _merge_priors(default_priors(design, flat_fixed=kind == "mixed"), priors)
+    all_priors = _merge_priors(default_priors(design, flat_fixed=kind == "mixed", family=fam), priors)
     spec = ModelSpec(
         formula=formula,
         family=fam.name,

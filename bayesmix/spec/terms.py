@@ -110,6 +110,8 @@ class Design:
     X: FloatArray
     fixed_names: tuple[str, ...]
     factors: tuple[GroupFactor, ...]
+    auxiliary: tuple[str, ...] = ("sigma",)
+    trials: FloatArray | None = None
 
     def __post_init__(self) -> None:
         if self.X.shape != (self.y.shape[0], len(self.fixed_names)):
@@ -126,8 +128,8 @@ class Design:
         return int(self.y.shape[0])
 
     def parameter_names(self) -> list[str]:
-        """All parameter names in canonical order: fixed effects, variance parameters, ``sigma``."""
+        """All parameter names in canonical order: fixed effects, variance parameters, auxiliaries."""
         names = list(self.fixed_names)
         for f in self.factors:
             names += f.parameter_names()
-        return [*names, "sigma"]
+        return [*names, *self.auxiliary]
