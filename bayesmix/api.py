@@ -150,7 +150,10 @@ def hierarchical(
     data
         One row per observation.
     family
-        Response distribution; ``"gaussian"``.
+        Response distribution: ``"gaussian"`` (default), or for a GLMM ``"poisson"``,
+        ``"negbinomial"``, ``"bernoulli"``, ``"gamma"``, ``"lognormal"``, ``"studentt"``,
+        ``"beta"``, each with its default link (see :mod:`bayesmix.spec.families`). The
+        (RE)ML fit, ``compare()`` and ``shrinkage()`` are Gaussian-only so far.
     priors
         Priors by public parameter name, e.g. ``{"Days": bx.priors.Normal(0, 10),
         "sd(Days|Subject)": bx.priors.HalfNormal(10), "corr(Subject)": bx.priors.LKJ(2)}``.
