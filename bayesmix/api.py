@@ -18,7 +18,7 @@ from .results.fit import Fit
 from .results.mixture import MixtureFit
 from .sample import SampleSettings, run_nuts, run_nuts_from, shrink_for_tests
 from .spec.families import PointMass
-from .spec.mixture import AUTO, MixtureDesign, MixtureSpec, specify_mixture
+from .spec.mixture import AUTO, MixtureDesign, MixtureSpec, order_key, specify_mixture
 from .spec.model import Kind, ModelSpec, specify
 from .spec.priors import Prior
 from .spec.terms import Design
@@ -377,15 +377,7 @@ def _initvals(spec: MixtureSpec, ml: MixtureMLFit) -> dict[str, np.ndarray] | No
     if spec.k > 1:
         values["gamma"] = gamma
     for group in spec.order_groups:
-        if spec.order_by == "class":
-            key = np.concatenate([[0.0], gamma[:, ml.design.class_coef_names.index("Intercept")]])[
-                list(group)
-            ]
-        elif spec.order_by in ml.design.coef_names:
-            key = beta[[spec.components.index(j) for j in group], ml.design.coef_names.index(spec.order_by)]
-        else:
-            key = aux[str(spec.order_by)][[spec.aux_classes(str(spec.order_by)).index(j) for j in group]]
-        if np.any(np.diff(key) <= 0):
+        if np.any(np.diff(order_key(spec, ml.design, group, beta, aux, gamma)) <= 0):
             return None
     return values
 

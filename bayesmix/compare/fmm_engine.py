@@ -26,7 +26,7 @@ from scipy import optimize
 
 from ..build.mixtures import joint_logp
 from ..spec.families import LINKS, Family
-from ..spec.mixture import MixtureDesign, MixtureSpec, resolution
+from ..spec.mixture import MixtureDesign, MixtureSpec, order_key, resolution
 
 __all__ = ["Layout", "Maximum", "Objective", "maximize"]
 
@@ -278,13 +278,7 @@ def canonical(spec: MixtureSpec, design: MixtureDesign, layout: Layout, theta: F
     comps = spec.components
     perm = list(range(spec.k))
     for group in spec.order_groups:
-        if spec.order_by == "class":
-            key = [logits[j, design.class_coef_names.index("Intercept")] for j in group]
-        elif spec.order_by in design.coef_names:
-            key = [beta[comps.index(j), design.coef_names.index(spec.order_by)] for j in group]
-        else:
-            classes = spec.aux_classes(spec.order_by)
-            key = [aux[spec.order_by][classes.index(j)] for j in group]
+        key = order_key(spec, design, group, beta, aux, gamma)
         for position, old in zip(group, [group[i] for i in np.argsort(key, kind="stable")], strict=True):
             perm[position] = old
     beta = beta[[comps.index(perm[j]) for j in comps]]

@@ -41,6 +41,7 @@ __all__ = [
     "component_means",
     "design_for",
     "grid_design",
+    "order_key",
     "parameter_names",
     "resolution",
     "specify_mixture",
@@ -569,3 +570,21 @@ def grid_design(design: MixtureDesign, values: FloatArray) -> tuple[MixtureDesig
         index=pd.RangeIndex(values.size * len(counts)),
     )
     return grid, counts / counts.sum()
+
+
+def order_key(
+    spec: MixtureSpec,
+    design: MixtureDesign,
+    group: tuple[int, ...],
+    beta: FloatArray,
+    aux: Mapping[str, FloatArray],
+    gamma: FloatArray,
+) -> FloatArray:
+    """Values of the ``order_by`` parameter for the classes of one ordered group (0-based classes)."""
+    if spec.order_by == "class":
+        logits = np.concatenate([[0.0], gamma[:, design.class_coef_names.index("Intercept")]])
+        return logits[list(group)]
+    if spec.order_by in design.coef_names:
+        return beta[[spec.components.index(j) for j in group], design.coef_names.index(spec.order_by)]
+    name = str(spec.order_by)
+    return aux[name][[spec.aux_classes(name).index(j) for j in group]]
