@@ -19,7 +19,7 @@ from .results.mixture import MixtureFit
 from .sample import SampleSettings, run_nuts, run_nuts_from, shrink_for_tests
 from .spec.families import PointMass
 from .spec.mixture import AUTO, MixtureDesign, MixtureSpec, order_key, specify_mixture
-from .spec.model import Kind, ModelSpec, specify
+from .spec.model import Centering, Kind, ModelSpec, specify
 from .spec.priors import Prior
 from .spec.terms import Design
 
@@ -122,10 +122,20 @@ def _make(
     family: str,
     priors: Mapping[str, Prior] | None,
     missing: str,
-    centered: Sequence[str],
+    centered: Centering,
+    covariances: Mapping[str, object] | None,
+    link: str | None,
 ) -> HierarchicalModel:
     spec, design = specify(
-        formula, data, family=family, kind=kind, priors=priors, missing=missing, centered=tuple(centered)
+        formula,
+        data,
+        family=family,
+        kind=kind,
+        priors=priors,
+        missing=missing,
+        centered=centered,
+        covariances=covariances,
+        link=link,
     )
     return HierarchicalModel(spec, design)
 
@@ -137,7 +147,9 @@ def hierarchical(
     family: str = "gaussian",
     priors: Mapping[str, Prior] | None = None,
     missing: str = "error",
-    centered: Sequence[str] = (),
+    centered: Centering = "auto",
+    covariances: Mapping[str, object] | None = None,
+    link: str | None = None,
 ) -> HierarchicalModel:
     """A Bayesian hierarchical model from an lme4-style formula.
 
@@ -152,8 +164,12 @@ def hierarchical(
     family
         Response distribution: ``"gaussian"`` (default), or for a GLMM ``"poisson"``,
         ``"negbinomial"``, ``"bernoulli"``, ``"gamma"``, ``"lognormal"``, ``"studentt"``,
-        ``"beta"``, each with its default link (see :mod:`bayesmix.spec.families`). The
-        (RE)ML fit, ``compare()`` and ``shrinkage()`` are Gaussian-only so far.
+        ``"beta"``, ``"binomial"`` (response ``cbind(successes, failures)`` or
+        ``successes | trials(n)``), each with its default link (see
+        :mod:`bayesmix.spec.families`). Offsets are written ``offset(log(exposure))``.
+    link
+        The link function when the family has several (``"probit"`` for bernoulli and
+        binomial); default the family's first (``"logit"``).
     priors
         Priors by public parameter name, e.g. ``{"Days": bx.priors.Normal(0, 10),
         "sd(Days|Subject)": bx.priors.HalfNormal(10), "corr(Subject)": bx.priors.LKJ(2)}``.
@@ -163,7 +179,18 @@ def hierarchical(
         ``"error"`` (default): NaN or inf in a used column is an error. ``"drop"``: such
         rows are dropped with a warning and recorded on the model and fit.
     centered
-        Grouping factors to give the centered parametrization (default non-centered).
+        ``"auto"`` (default): each grouping factor gets the centered or the non-centered
+        parametrization from how much the data say about each group's effects against their
+        spread (:mod:`bayesmix.spec.parametrization`); the choice is recorded in
+        ``model.spec.centered`` and reported by ``model.parametrization()``. A list of factor
+        names centers those (and no others); a dict ``{factor: True/False}`` overrides the
+        automatic choice for the factors it names.
+    covariances
+        Known covariance of a factor's levels: ``{"strain": K}`` gives the random effects of
+        ``strain`` the covariance ``sd^2 K`` (``K (x) Sigma`` with several terms). ``K`` is a
+        symmetric positive-definite DataFrame labelled by level on both axes (levels of ``K``
+        without data are kept and predicted through ``K``), or an array ordered as the levels
+        sorted as text. See :mod:`bayesmix.spec.covariance`.
 
     Returns
     -------
@@ -177,7 +204,7 @@ def hierarchical(
     >>> [f.name for f in model.design.factors], model.design.fixed_names
     (['Subject'], ('Intercept', 'Days'))
     """
-    return _make("hierarchical", formula, data, family, priors, missing, centered)
+    return _make("hierarchical", formula, data, family, priors, missing, centered, covariances, link)
 
 
 def mixed(
@@ -187,7 +214,9 @@ def mixed(
     family: str = "gaussian",
     priors: Mapping[str, Prior] | None = None,
     missing: str = "error",
-    centered: Sequence[str] = (),
+    centered: Centering = "auto",
+    covariances: Mapping[str, object] | None = None,
+    link: str | None = None,
 ) -> HierarchicalModel:
     """The linear mixed model: :func:`hierarchical` with flat priors on the fixed effects.
 
@@ -203,7 +232,7 @@ def mixed(
     >>> model.spec.priors["Days"]
     Flat()
     """
-    return _make("mixed", formula, data, family, priors, missing, centered)
+    return _make("mixed", formula, data, family, priors, missing, centered, covariances, link)
 
 
 # Class parameters of a mixture are strongly correlated (weights with means of overlapping

@@ -75,7 +75,7 @@ def test_glmm_likelihood_exact(family: str) -> None:
     values: dict[str, np.ndarray] = {
         "beta": BETA,
         "sd_g": np.array([0.8]),
-        "re_g": RE[:, None],
+        "coef_g": BETA[0] + RE[:, None],  # centered: each group's own intercept
     }
     for aux in model.design.auxiliary:
         values[aux] = np.asarray(AUX[aux])

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..spec.families import get_family
 from ..spec.model import ModelSpec
 from ..spec.terms import Design
 from .families import family_dist
 from .priors import prior_dist, vector_variable
-from .random_effects import add_factor, dims_of
+from .random_effects import absorbed_terms, add_factor, dims_of
 
 __all__ = ["build_model", "coords_of"]
 
@@ -36,18 +35,28 @@ def build_model(spec: ModelSpec, design: Design) -> pm.Model:
 
     Variables (see the parameter-naming table in the docs): ``beta`` (dims ``coef``),
     per grouping factor ``g``: ``sd_g``, ``chol_corr_g``/``corr_g`` (correlated block),
-    ``z_g`` (non-centered) and ``re_g``; the family's auxiliary parameters (``sigma`` for
+    ``z_g`` (non-centered) or ``coef_g`` (centered: the groups' own coefficients, centred
+    on the fixed effects), and ``re_g`` (deviations from the fixed effects); the family's
+    auxiliary parameters (``sigma`` for
     the Gaussian; none for Poisson and Bernoulli); the observed response under its column
     name. The linear predictor is on the family's link scale.
     """
     with pm.Model(coords=coords_of(design)) as model:
-        mu = pt.zeros(design.n_obs)
+        mu = pt.zeros(design.n_obs) if design.offset is None else pt.as_tensor(design.offset)
+        absorbed = absorbed_terms(design, spec)
+        beta = None
         if design.fixed_names:
             beta = vector_variable("beta", [spec.priors[n] for n in design.fixed_names], dims="coef")
-            mu = mu + pt.dot(design.X, beta)
+            # Fixed effects that a centered factor's coefficients are centred on enter the mean
+            # through those coefficients (see add_factor), so their columns leave X here.
+            keep = sorted(
+                set(range(len(design.fixed_names))) - {j for p in absorbed.values() for j in p.values()}
+            )
+            if keep:
+                mu = mu + pt.dot(design.X[:, keep], beta[keep])
         for factor in design.factors:
-            mu = mu + add_factor(factor, spec)
-        family = get_family(spec.family)
+            mu = mu + add_factor(factor, spec, beta, absorbed.get(factor.name))
+        family = spec.family_def
         aux = {}
         for name in family.auxiliary:
             cls, kwargs = prior_dist(spec.priors[name])

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
 from ..spec.model import ModelSpec
 from ..spec.priors import LKJ
-from ..spec.terms import GroupFactor
+from ..spec.terms import Design, GroupFactor
 from .priors import vector_variable
 
-__all__ = ["add_factor", "dims_of"]
+__all__ = ["absorbed_terms", "add_factor", "dims_of"]
 
 
 def dims_of(factor: GroupFactor) -> dict[str, str]:
@@ -46,12 +47,45 @@ def _cholesky(factor: GroupFactor, spec: ModelSpec, sd: Any) -> Any:
     return sd[:, None] * R
 
 
-def add_factor(factor: GroupFactor, spec: ModelSpec) -> Any:
+def absorbed_terms(design: Design, spec: ModelSpec) -> dict[str, dict[int, int]]:
+    """Per centered factor: term position -> fixed-effect column its group values are centred on.
+
+    A term of a centered factor is centred on the fixed effect of the same column
+    (``Intercept`` on the intercept, ``x`` on the slope of ``x``); each fixed effect is
+    taken by the first centered factor that has it, so crossed factors do not share one.
+    """
+    taken: set[int] = set()
+    out: dict[str, dict[int, int]] = {}
+    for factor in design.factors:
+        if factor.name not in spec.centered:
+            continue
+        pairs = {}
+        for t, term in enumerate(factor.terms):
+            if term not in design.fixed_names:
+                continue
+            j = design.fixed_names.index(term)
+            if j not in taken and np.array_equal(design.X[:, j], factor.values[:, t]):
+                pairs[t] = j
+                taken.add(j)
+        out[factor.name] = pairs
+    return out
+
+
+def add_factor(
+    factor: GroupFactor, spec: ModelSpec, beta: Any = None, absorbed: dict[int, int] | None = None
+) -> Any:
     """Add one grouping factor's random effects; return its ``(n,)`` contribution to the mean.
 
-    Non-centered (default): ``z ~ N(0, 1)``, ``re = z L'``. Centered (listed in
-    ``spec.centered``): ``re ~ MvNormal(0, L L')``. Either way ``re_{factor}`` has
-    dims ``(factor, factor__term)``.
+    With ``Sigma = L L'`` the terms' covariance: non-centered, ``z ~ N(0, 1)`` and
+    ``re = z L'``; centered (``spec.centered``), each level's coefficients
+    ``u_j ~ MvNormal(m, Sigma)`` with ``m`` the fixed effects the terms deviate from
+    (``absorbed``: term position -> fixed-effect column; 0 for the other terms), and
+    ``re = u - m``. With a known covariance ``K = L_K L_K'`` of the levels,
+    ``re = L_K z L'`` (non-centered) or ``vec(u) ~ MvNormal(vec(1 m'), K (x) Sigma)`` with
+    the Cholesky factor ``L_K (x) L`` (centered; row-major ``vec``). Either way
+    ``re_{factor}`` has dims ``(factor, factor__term)``; the returned contribution is
+    ``u`` (centered) or ``re`` (non-centered) times the term values, so that the caller
+    leaves the absorbed fixed effects out of the fixed part.
     """
     dims = dims_of(factor)
     sd = vector_variable(
@@ -59,9 +93,22 @@ def add_factor(factor: GroupFactor, spec: ModelSpec) -> Any:
     )
     L = _cholesky(factor, spec, sd)
     re_dims = (dims["levels"], dims["terms"])
-    if factor.name in spec.centered:
-        re = pm.MvNormal(f"re_{factor.name}", mu=pt.zeros(factor.n_terms), chol=L, dims=re_dims)
-    else:
+    name = f"re_{factor.name}"
+    J, q = factor.n_levels, factor.n_terms
+    if factor.name not in spec.centered:
         z = pm.Normal(f"z_{factor.name}", 0.0, 1.0, dims=re_dims)
-        re = pm.Deterministic(f"re_{factor.name}", z @ L.T, dims=re_dims)
-    return pt.sum(re[factor.index] * factor.values, axis=1)
+        if factor.covariance is not None:
+            z = pt.as_tensor(np.linalg.cholesky(factor.covariance)) @ z
+        coef = pm.Deterministic(name, z @ L.T, dims=re_dims)
+    else:
+        m = pt.zeros(q)
+        for t, j in (absorbed or {}).items():
+            m = pt.set_subtensor(m[t], beta[j])
+        if factor.covariance is None:
+            coef = pm.MvNormal(f"coef_{factor.name}", mu=m, chol=L, dims=re_dims)
+        else:
+            L_K = pt.as_tensor(np.linalg.cholesky(factor.covariance))
+            flat = pm.MvNormal(f"coef_{factor.name}__vec", mu=pt.tile(m, J), chol=pt.linalg.kron(L_K, L))
+            coef = flat.reshape((J, q))
+        pm.Deterministic(name, coef - m[None, :], dims=re_dims)
+    return pt.sum(coef[factor.index] * factor.values, axis=1)

@@ -61,7 +61,7 @@ def select_rows(
             f"the formula {parsed.text!r} uses column(s) {absent} that are not in the data; "
             f"columns present: {list(map(str, data.columns))}"
         )
-    response = data[parsed.response]
+    response = data[parsed.response] if parsed.response in data.columns else pd.Series([0.0])
     if not (pd.api.types.is_numeric_dtype(response) and not pd.api.types.is_bool_dtype(response)):
         raise TypeError(
             f"the response {parsed.response!r} must be numeric, but its dtype is {response.dtype}; "
@@ -112,6 +112,14 @@ def check_design(design: Design) -> None:
             f"evaluating the formula (first positions {np.flatnonzero(bad_x.any(axis=1))[:5].tolist()}), "
             "e.g. log(0); transform the data so that every value is finite"
         )
+    if design.offset is not None and not np.all(np.isfinite(design.offset)):
+        where = np.flatnonzero(~np.isfinite(design.offset))
+        raise ValueError(
+            f"the offset has {where.size} non-finite values after evaluating the formula (first positions "
+            f"{where[:5].tolist()}), e.g. log(0) exposure; every row needs a finite offset"
+        )
+    if design.trials is not None:
+        _check_trials(design)
     for factor in design.factors:
         if factor.n_levels < 2:
             raise ValueError(
@@ -133,3 +141,22 @@ def check_design(design: Design) -> None:
                     f"its group-level variation cannot be told apart from that of the intercept; "
                     f"drop '{term}' from the ({term} | {factor.name}) term"
                 )
+
+
+def _check_trials(design: Design) -> None:
+    """Binomial counts: integer successes in ``0..trials``, integer trials >= 1."""
+    y, n = design.y, design.trials
+    assert n is not None
+    checks = [
+        (np.isfinite(n) & (n >= 1) & (n == np.round(n)), "the trials must be integers >= 1"),
+        (y == np.round(y), "the successes must be integers"),
+        (y >= 0, "the successes must be >= 0 (failures, in cbind(successes, failures), must be >= 0)"),
+        (y <= n, "the successes must not exceed the trials (failures must be >= 0)"),
+    ]
+    for ok, what in checks:
+        if not ok.all():
+            rows = np.flatnonzero(~ok)[:5]
+            raise ValueError(
+                f"binomial response {design.response_name!r}: {what}, but {int((~ok).sum())} rows break this "
+                f"(first positions {rows.tolist()}: successes {y[rows].tolist()}, trials {n[rows].tolist()})"
+            )

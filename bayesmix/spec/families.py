@@ -26,7 +26,7 @@ pointmass  (none)   (none)           all mass at one value (Stata's ``pointmass`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -79,6 +79,11 @@ class Family:
         ``"real"``, ``"positive"``, ``"count"``, ``"binary"``, ``"unit"`` or ``"any"``.
     log_response
         True when the linear predictor models ``log y`` (lognormal).
+    information
+        Expected (Fisher) information about the linear predictor per observation,
+        ``(eta, aux, trials, link) -> w``: the GLM working weight
+        ``(dmu/deta)^2 / Var(y)``. The Laplace ML fit and the automatic choice of
+        parametrization use it.
     """
 
     name: str
@@ -86,11 +91,24 @@ class Family:
     auxiliary: Mapping[str, Prior | None] = field(default_factory=dict)
     support: str = "real"
     log_response: bool = False
+    information: Callable[[FloatArray, Mapping[str, FloatArray], FloatArray | None, str], FloatArray] = field(
+        default=lambda eta, aux, trials, link: np.ones_like(eta), repr=False, compare=False
+    )
 
     @property
     def link(self) -> str:
-        """The default link."""
+        """The link in use (the first of ``links``; the default unless :meth:`with_link` chose another)."""
         return self.links[0]
+
+    def with_link(self, link: str | None) -> Family:
+        """The family with ``link`` in use; ``None`` keeps the default."""
+        if link is None or link == self.link:
+            return self
+        if not isinstance(link, str) or link not in self.links:
+            raise ValueError(
+                f"the {self.name} family has the link(s) {', '.join(self.links)}; got link={link!r}"
+            )
+        return replace(self, links=(link, *(other for other in self.links if other != link)))
 
     @property
     def discrete(self) -> bool:
@@ -161,6 +179,49 @@ def _scale(values: FloatArray) -> float:
     return sd if sd > 0 else 1.0
 
 
+# Expected information about eta per observation, family by family (used by the ``information`` field).
+def _info_normal(eta: FloatArray, aux: Mapping[str, FloatArray], trials: object, link: str) -> FloatArray:
+    return np.broadcast_to(1.0 / np.asarray(aux["sigma"]) ** 2, np.shape(eta))
+
+
+def _info_studentt(eta: FloatArray, aux: Mapping[str, FloatArray], trials: object, link: str) -> FloatArray:
+    nu, sigma = np.asarray(aux["nu"]), np.asarray(aux["sigma"])
+    return np.broadcast_to((nu + 1) / ((nu + 3) * sigma**2), np.shape(eta))
+
+
+def _info_poisson(eta: FloatArray, aux: Mapping[str, FloatArray], trials: object, link: str) -> FloatArray:
+    return np.exp(eta)
+
+
+def _info_negbinomial(
+    eta: FloatArray, aux: Mapping[str, FloatArray], trials: object, link: str
+) -> FloatArray:
+    mu, alpha = np.exp(eta), np.asarray(aux["alpha"])
+    return mu * alpha / (alpha + mu)
+
+
+def _info_gamma(eta: FloatArray, aux: Mapping[str, FloatArray], trials: object, link: str) -> FloatArray:
+    return np.broadcast_to(np.asarray(aux["alpha"], dtype=float), np.shape(eta))
+
+
+def _info_binomial(eta: FloatArray, aux: Mapping[str, FloatArray], trials: object, link: str) -> FloatArray:
+    n = 1.0 if trials is None else np.asarray(trials, dtype=float)
+    p = np.clip(INVERSE_LINKS[link](eta), 1e-12, 1 - 1e-12)
+    if link == "logit":
+        return n * p * (1 - p)
+    density = np.exp(-0.5 * np.asarray(eta) ** 2) / np.sqrt(2 * np.pi)  # probit: dmu/deta
+    return n * density**2 / (p * (1 - p))
+
+
+def _info_beta(eta: FloatArray, aux: Mapping[str, FloatArray], trials: object, link: str) -> FloatArray:
+    mu, phi = np.clip(special.expit(eta), 1e-12, 1 - 1e-12), np.asarray(aux["phi"])
+    return (
+        phi**2
+        * (special.polygamma(1, mu * phi) + special.polygamma(1, (1 - mu) * phi))
+        * (mu * (1 - mu)) ** 2
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PointMass:
     """A component that puts all its mass on one value (Stata's ``pointmass``).
@@ -190,27 +251,51 @@ class PointMass:
 
 FAMILIES: Mapping[str, Family] = MappingProxyType(
     {
-        "gaussian": Family(name="gaussian", links=("identity",), auxiliary={"sigma": None}),
+        "gaussian": Family(
+            name="gaussian", links=("identity",), auxiliary={"sigma": None}, information=_info_normal
+        ),
         "lognormal": Family(
             name="lognormal",
             links=("identity",),
             auxiliary={"sigma": None},
             support="positive",
             log_response=True,
+            information=_info_normal,
         ),
         "studentt": Family(
-            name="studentt", links=("identity",), auxiliary={"sigma": None, "nu": Gamma(2.0, 0.1)}
+            name="studentt",
+            links=("identity",),
+            auxiliary={"sigma": None, "nu": Gamma(2.0, 0.1)},
+            information=_info_studentt,
         ),
-        "poisson": Family(name="poisson", links=("log",), support="count"),
+        "poisson": Family(name="poisson", links=("log",), support="count", information=_info_poisson),
         "negbinomial": Family(
-            name="negbinomial", links=("log",), auxiliary={"alpha": Exponential(0.1)}, support="count"
+            name="negbinomial",
+            links=("log",),
+            auxiliary={"alpha": Exponential(0.1)},
+            support="count",
+            information=_info_negbinomial,
         ),
         "gamma": Family(
-            name="gamma", links=("log",), auxiliary={"alpha": Exponential(0.1)}, support="positive"
+            name="gamma",
+            links=("log",),
+            auxiliary={"alpha": Exponential(0.1)},
+            support="positive",
+            information=_info_gamma,
         ),
-        "bernoulli": Family(name="bernoulli", links=("logit", "probit"), support="binary"),
-        "binomial": Family(name="binomial", links=("logit", "probit"), support="count"),
-        "beta": Family(name="beta", links=("logit",), auxiliary={"phi": Exponential(0.1)}, support="unit"),
+        "bernoulli": Family(
+            name="bernoulli", links=("logit", "probit"), support="binary", information=_info_binomial
+        ),
+        "binomial": Family(
+            name="binomial", links=("logit", "probit"), support="count", information=_info_binomial
+        ),
+        "beta": Family(
+            name="beta",
+            links=("logit",),
+            auxiliary={"phi": Exponential(0.1)},
+            support="unit",
+            information=_info_beta,
+        ),
     }
 )
 

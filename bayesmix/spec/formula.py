@@ -9,6 +9,14 @@ the level of its tokens and syntax tree (never by re-parsing text):
 * correlated blocks: formulae splits ``(x | g)`` into the terms ``1|g`` and ``x|g``.
   Each parenthesised group is resolved on its own so the terms written together
   stay one correlation block.
+* binomial responses: lme4's ``cbind(successes, failures)`` is a call that formulae
+  evaluates as it stands (``cbind`` is in the namespace below); the brms spelling
+  ``successes | trials(n)`` is a bar in the response, which the syntax tree turns into
+  the call ``trials(successes, n)`` before formulae resolves it. Either way the response
+  evaluates to two columns: successes and trials.
+
+Offsets are formulae's own ``offset(...)`` terms; they are taken out of the
+fixed-effect design and summed into :attr:`Design.offset`.
 
 Grouping factors are evaluated as integer codes (never the ``n x J`` indicator
 matrix that formulae's ``GroupEffectsMatrix`` would build).
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +43,26 @@ from .terms import Design, GroupFactor
 
 __all__ = ["FormulaError", "ParsedFormula", "evaluate", "parse"]
 
+
+def _cbind(successes: object, failures: object) -> np.ndarray:
+    """lme4's ``cbind(successes, failures)`` as the columns (successes, trials)."""
+    s, f = np.asarray(successes, dtype=float), np.asarray(failures, dtype=float)
+    return np.column_stack([s, s + f])
+
+
+def _trials(successes: object, trials: object) -> np.ndarray:
+    """``successes | trials(n)`` (rewritten to ``trials(successes, n)``) as (successes, trials)."""
+    s = np.asarray(successes, dtype=float)
+    return np.column_stack([s, np.broadcast_to(np.asarray(trials, dtype=float), s.shape)])
+
+
+# Calls that make a two-column (successes, trials) response.
+_BINOMIAL_RESPONSES = {"cbind": _cbind, "trials": _trials}
+# Additions written after a bar in the response (brms): name -> what it means.
+_RESPONSE_ADDITIONS = {"trials": "the number of binomial trials"}
+
 _NAMESPACE = {
+    **_BINOMIAL_RESPONSES,
     "np": np,
     "log": np.log,
     "log1p": np.log1p,
@@ -63,11 +91,15 @@ class ParsedFormula:
     blocks
         One entry per parenthesised random-effect group, in the order written:
         ``(group terms, correlated)``.
+    binomial
+        True when the response names successes and trials (``cbind(s, f)`` or ``s | trials(n)``).
     """
 
     text: str
     description: Model
     blocks: tuple[tuple[tuple[GroupSpecificTerm, ...], bool], ...]
+    binomial: bool = False
+    response_label: str = ""
 
     @property
     def variables(self) -> set[str]:
@@ -76,10 +108,10 @@ class ParsedFormula:
 
     @property
     def response(self) -> str:
-        """Name of the response column."""
+        """Name of the response: its column, or for a binomial response the successes' column."""
         if self.description.response is None:
             raise FormulaError(f"formula {self.text!r} has no response: write it as 'y ~ ...'")
-        return str(self.description.response.term.name)
+        return self.response_label or str(self.description.response.term.name)
 
 
 def parse(formula: str) -> ParsedFormula:
@@ -100,7 +132,7 @@ def parse(formula: str) -> ParsedFormula:
     try:
         tokens = Scanner(formula).scan()
         tokens, uncorrelated = _merge_double_bars(tokens)
-        tree = Parser(tokens).parse()
+        tree, binomial, label = _binomial_response(Parser(tokens).parse(), formula)
         description = Resolver(tree).resolve()
         if not isinstance(description, Model):
             description = Model(description)
@@ -117,7 +149,53 @@ def parse(formula: str) -> ParsedFormula:
         ) from err
     if description.response is None:
         raise FormulaError(f"formula {formula!r} has no response: write it as 'y ~ ...'")
-    return ParsedFormula(formula, description, blocks)
+    return ParsedFormula(formula, description, blocks, binomial, label)
+
+
+def _binomial_response(tree: object, formula: str) -> tuple[object, bool, str]:
+    """Rewrite ``s | trials(n) ~ ...`` to ``trials(s, n) ~ ...``; spot ``cbind(s, f) ~ ...``.
+
+    Returns the tree, whether the response is binomial, and the successes' name.
+    """
+    if not (isinstance(tree, fexpr.Binary) and tree.operator.kind == "TILDE"):
+        return tree, False, ""
+    left = tree.left
+    if isinstance(left, fexpr.Binary) and left.operator.kind == "PIPE":
+        addition = left.right
+        name = _name(addition.callee) if isinstance(addition, fexpr.Call) else None
+        if name not in _RESPONSE_ADDITIONS or len(addition.args) != 1:
+            known = ", ".join(f"'y | {k}(...)' ({v})" for k, v in _RESPONSE_ADDITIONS.items())
+            raise FormulaError(
+                f"could not read the response of {formula!r}: after a bar in the response bayesmix "
+                f"understands {known}; for binomial data lme4's 'cbind(successes, failures) ~ ...' "
+                "works too"
+            )
+        call = fexpr.Call(addition.callee, [left.left, *addition.args])
+        return fexpr.Binary(call, tree.operator, tree.right), True, _label(left.left)
+    if (
+        isinstance(left, fexpr.Call)
+        and isinstance(left.callee, fexpr.Variable)
+        and _name(left.callee) in _BINOMIAL_RESPONSES
+    ):
+        if len(left.args) != 2:
+            raise FormulaError(
+                f"{_name(left.callee)}(...) in {formula!r} needs two arguments: "
+                "cbind(successes, failures) or successes | trials(n)"
+            )
+        return tree, True, _label(left.args[0])
+    return tree, False, ""
+
+
+def _name(node: object) -> str | None:
+    """The identifier of a formulae ``Variable`` node (its name is a scanner token)."""
+    if not isinstance(node, fexpr.Variable):
+        return None
+    return str(getattr(node.name, "lexeme", node.name))
+
+
+def _label(node: object) -> str:
+    """The column name of a response expression (``successes`` when it is not a plain column)."""
+    return _name(node) or "successes"
 
 
 def _merge_double_bars(tokens: list) -> tuple[list, set[int]]:
@@ -180,15 +258,42 @@ def evaluate(parsed: ParsedFormula, data: pd.DataFrame) -> Design:
     desc = parsed.description
     with np.errstate(divide="ignore", invalid="ignore"):  # non-finite results are reported by check_design
         fixed = DesignMatrices(Model(*desc.common_terms, response=desc.response), data, env)
-    y = np.asarray(fixed.response.design_matrix, dtype=float).reshape(-1)
-    if fixed.common is None:
-        X = np.empty((len(data), 0))
-        fixed_names: tuple[str, ...] = ()
+    response = np.asarray(fixed.response.design_matrix, dtype=float)
+    trials = None
+    if parsed.binomial:
+        y, trials = response[:, 0], response[:, 1]
     else:
-        X = np.asarray(fixed.common.design_matrix, dtype=float)
-        fixed_names = tuple(fixed.common.as_dataframe().columns)
+        y = response.reshape(-1)
+    X, fixed_names, offset = _split_offsets(fixed.common, len(data))
     factors = _evaluate_factors(parsed, data, env)
-    return Design(response_name=parsed.response, y=y, X=X, fixed_names=fixed_names, factors=factors)
+    return Design(
+        response_name=parsed.response,
+        y=y,
+        X=X,
+        fixed_names=fixed_names,
+        factors=factors,
+        trials=trials,
+        offset=offset,
+        common=fixed.common,
+    )
+
+
+def _split_offsets(common: Any, n: int) -> tuple[np.ndarray, tuple[str, ...], np.ndarray | None]:
+    """The fixed-effect design without its ``offset(...)`` columns, and the summed offsets."""
+    if common is None:
+        return np.empty((n, 0)), (), None
+    matrix = np.asarray(common.design_matrix, dtype=np.float64)
+    labels = list(common.as_dataframe().columns)
+    names, keep, offset = [], [], None
+    for name, term in common.terms.items():
+        cols = common.slices[name]
+        if term.kind == "offset":
+            part = matrix[:, cols].sum(axis=1)
+            offset = part if offset is None else offset + part
+        else:
+            names += labels[cols]
+            keep += list(range(cols.start, cols.stop))
+    return matrix[:, keep], tuple(names), offset
 
 
 def _evaluate_factors(parsed: ParsedFormula, data: pd.DataFrame, env: Environment) -> tuple[GroupFactor, ...]:

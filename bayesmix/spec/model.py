@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
@@ -10,15 +10,18 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .covariance import attach_covariances
 from .data import check_design, select_rows
 from .families import Family, get_family
 from .formula import evaluate, parse
+from .parametrization import Choice, choose
 from .priors import LKJ, Cauchy, Exponential, Flat, HalfNormal, Normal, Prior, StudentT
 from .terms import Design
 
 __all__ = ["ModelSpec", "default_priors", "specify"]
 
 Kind = Literal["hierarchical", "mixed"]
+Centering = str | Sequence[str] | Mapping[str, bool]
 _REAL_PRIORS = (Normal, StudentT, Cauchy, Flat)
 
 
@@ -40,6 +43,11 @@ class ModelSpec:
         Index labels of rows dropped under ``missing="drop"``.
     centered
         Grouping factors given the centered parametrization.
+    link
+        The link function (the family's default unless chosen).
+    parametrization
+        Per grouping factor: centered or not, the information ratio behind the choice and
+        whether the user or the rule chose it (:mod:`bayesmix.spec.parametrization`).
     """
 
     formula: str
@@ -50,6 +58,13 @@ class ModelSpec:
     missing: str = "error"
     dropped: tuple[object, ...] = ()
     centered: frozenset[str] = field(default_factory=frozenset)
+    link: str = ""
+    parametrization: tuple[Choice, ...] = ()
+
+    @property
+    def family_def(self) -> Family:
+        """The family with the link in use."""
+        return get_family(self.family).with_link(self.link or None)
 
     def require_gaussian(self, what: str) -> None:
         """Raise a clear error for what only the Gaussian (linear mixed) model has so far."""
@@ -163,30 +178,33 @@ def specify(
     kind: Kind,
     priors: Mapping[str, Prior] | None,
     missing: str,
-    centered: tuple[str, ...] | frozenset[str] = (),
+    centered: Centering = "auto",
+    covariances: Mapping[str, object] | None = None,
+    link: str | None = None,
 ) -> tuple[ModelSpec, Design]:
     """Check everything the user gave and evaluate the design; nothing is compiled here."""
-    fam = get_family(family)
-    if fam.name == "binomial":
+    fam = get_family(family).with_link(link)
+    parsed = parse(formula)
+    if fam.name == "binomial" and not parsed.binomial:
         raise ValueError(
-            "the binomial family needs the number of trials, which hierarchical formulas cannot name yet; "
+            f"the binomial family needs the number of trials: write the response as lme4's "
+            f"'cbind(successes, failures) ~ ...' or as 'successes | trials(n) ~ ...' (formula {formula!r}); "
             "for 0/1 responses use family='bernoulli'"
         )
-    parsed = parse(formula)
+    if parsed.binomial and fam.name != "binomial":
+        raise ValueError(
+            f"the response of {formula!r} counts successes out of trials, which only family='binomial' "
+            f"models (got family={family!r})"
+        )
     rows, dropped = select_rows(parsed, data, missing)
 
     design = replace(evaluate(parsed, rows), auxiliary=tuple(fam.auxiliary))
+    design = attach_covariances(design, covariances)
     check_design(design)
-    fam.check_support(design.y, design.response_name)
-    factor_names = {f.name for f in design.factors}
-    if isinstance(centered, str) or not all(isinstance(c, str) for c in centered):
-        raise TypeError(f"centered must be a list of grouping-factor names, got {centered!r}")
-    unknown = set(centered) - factor_names
-    if unknown:
-        raise ValueError(
-            f"centered names unknown grouping factors {sorted(unknown)}; factors: {sorted(factor_names)}"
-        )
+    if design.trials is None:
+        fam.check_support(design.y, design.response_name)
     all_priors = _merge_priors(default_priors(design, flat_fixed=kind == "mixed", family=fam), priors)
+    choices = choose(design, fam, all_priors, centered)
     spec = ModelSpec(
         formula=formula,
         family=fam.name,
@@ -195,6 +213,8 @@ def specify(
         user_priors=frozenset(priors or {}),
         missing=missing,
         dropped=tuple(dropped.tolist()),
-        centered=frozenset(centered),
+        centered=frozenset(c.factor for c in choices if c.centered),
+        link=fam.link,
+        parametrization=choices,
     )
     return spec, design

@@ -37,6 +37,10 @@ class GroupFactor:
     correlated
         The terms that share one correlation block (from ``(x | g)``); empty when all
         terms of this factor are independent (``(x || g)`` or separate terms).
+    covariance
+        A known ``(J, J)`` covariance ``K`` of the levels (``covariances={"g": K}``), aligned
+        with ``levels``: ``Cov(vec b) = K (x) Sigma``. Levels of ``K`` without data have a
+        zero count. None (default) means independent levels.
     """
 
     name: str
@@ -45,6 +49,7 @@ class GroupFactor:
     terms: tuple[str, ...]
     values: FloatArray
     correlated: tuple[str, ...] = ()
+    covariance: FloatArray | None = field(default=None, repr=False)
     counts: IntArray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,7 +108,26 @@ class GroupFactor:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Design:
-    """The evaluated model: response, fixed-effect design and grouping factors."""
+    """The evaluated model: response, fixed-effect design and grouping factors.
+
+    Attributes
+    ----------
+    response_name
+        The response column (the successes' column for a binomial response).
+    y, X, fixed_names
+        Response, fixed-effect design and its column names (offsets excluded).
+    factors
+        The grouping factors.
+    auxiliary
+        Names of the family's auxiliary parameters.
+    trials
+        Binomial trials per row (``cbind(s, f)`` or ``s | trials(n)``), else None.
+    offset
+        Sum of the formula's ``offset(...)`` terms, on the link scale, else None.
+    common
+        formulae's fixed-effect matrix object, kept to encode new data exactly as the
+        fitting data were (categorical levels, stateful transforms); None when not available.
+    """
 
     response_name: str
     y: FloatArray
@@ -112,6 +136,8 @@ class Design:
     factors: tuple[GroupFactor, ...]
     auxiliary: tuple[str, ...] = ("sigma",)
     trials: FloatArray | None = None
+    offset: FloatArray | None = None
+    common: object | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.X.shape != (self.y.shape[0], len(self.fixed_names)):
