@@ -52,10 +52,31 @@ class HierarchicalModel:
         self.pymc_model: pm.Model = build_model(spec, design)
 
     def __repr__(self) -> str:
-        factors = ", ".join(f"{f.name} ({f.n_levels} levels)" for f in self.design.factors) or "none"
+        forms = {
+            f.name: "centered" if f.name in self.spec.centered else "non-centered"
+            for f in self.design.factors
+        }
+        factors = ", ".join(f"{f.name} ({f.n_levels} levels, {forms[f.name]})" for f in self.design.factors)
         return (
-            f"<{self.spec.kind} model {self.spec.formula!r}, family {self.spec.family}, "
-            f"{self.design.n_obs} rows, grouping factors: {factors}>"
+            f"<{self.spec.kind} model {self.spec.formula!r}, family {self.spec.family} "
+            f"({self.spec.link} link), {self.design.n_obs} rows, grouping factors: {factors or 'none'}>"
+        )
+
+    def parametrization(self) -> pd.DataFrame:
+        """Centered or non-centered, per grouping factor, and why.
+
+        Columns: ``parametrization``, ``information_ratio`` (the median over groups of
+        ``I_j tau^2``, see :mod:`bayesmix.spec.parametrization`) and ``chosen_by`` (``"auto"``
+        or ``"user"``).
+        """
+        rows = self.spec.parametrization
+        return pd.DataFrame(
+            {
+                "parametrization": ["centered" if c.centered else "non-centered" for c in rows],
+                "information_ratio": [c.ratio for c in rows],
+                "chosen_by": [c.source for c in rows],
+            },
+            index=pd.Index([c.factor for c in rows], name="factor"),
         )
 
     def fit(

@@ -109,3 +109,27 @@ def test_gaussian_only_features_say_so() -> None:
         ValueError, match="the \\(RE\\)ML fit is available for the gaussian family only so far"
     ):
         model.fit_ml()
+
+
+@pytest.mark.parametrize(("link", "inverse"), [("logit", special.expit), ("probit", special.ndtr)])
+@pytest.mark.parametrize("centered", [["g"], []])
+def test_binomial_with_offset_exact(link, inverse, centered) -> None:
+    """Binomial successes out of trials (``cbind``), with an offset, in both parametrizations."""
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(N_GROUPS), PER_GROUP)
+    x, size = rng.normal(size=g.size), rng.integers(1, 12, size=g.size)
+    offset = rng.normal(scale=0.3, size=g.size)
+    eta = offset + BETA[0] + BETA[1] * x + RE[g]
+    s = rng.binomial(size, inverse(eta))
+    df = pd.DataFrame({"g": [f"g{i}" for i in g], "x": x, "s": s, "f": size - s, "o": offset})
+    model = bx.hierarchical(
+        "cbind(s, f) ~ x + offset(o) + (1 | g)", df, family="binomial", link=link, centered=centered
+    )
+    values = {"beta": BETA, "sd_g": np.array([0.8])}
+    if centered:
+        values["coef_g"] = BETA[0] + RE[:, None]
+    else:
+        values["z_g"] = RE[:, None] / 0.8
+    pm_model = model.pymc_model
+    logp = pm_model.compile_logp(vars=pm_model.observed_RVs, jacobian=False)(value_point(pm_model, values))
+    np.testing.assert_allclose(logp, stats.binom.logpmf(s, size, inverse(eta)).sum(), rtol=1e-8)

@@ -148,10 +148,10 @@ def _check_trials(design: Design) -> None:
     y, n = design.y, design.trials
     assert n is not None
     checks = [
-        (np.isfinite(n) & (n >= 1) & (n == np.round(n)), "the trials must be integers >= 1"),
         (y == np.round(y), "the successes must be integers"),
         (y >= 0, "the successes must be >= 0 (failures, in cbind(successes, failures), must be >= 0)"),
         (y <= n, "the successes must not exceed the trials (failures must be >= 0)"),
+        (np.isfinite(n) & (n >= 1) & (n == np.round(n)), "the trials must be integers >= 1"),
     ]
     for ok, what in checks:
         if not ok.all():
