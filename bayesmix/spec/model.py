@@ -70,9 +70,7 @@ class ModelSpec:
         """Raise a clear error for what only the Gaussian (linear mixed) model has so far."""
         if self.family != "gaussian":
             raise ValueError(
-                f"{what} is available for the gaussian family only so far; this model's family is "
-                f"{self.family!r} (the Laplace-approximation ML fit of GLMMs, as lme4's glmer, "
-                "is not built yet)"
+                f"{what} is available for the gaussian family only; this model's family is {self.family!r}"
             )
 
     def prior_table(self) -> pd.DataFrame:
@@ -204,7 +202,7 @@ def specify(
     if design.trials is None:
         fam.check_support(design.y, design.response_name)
     all_priors = _merge_priors(default_priors(design, flat_fixed=kind == "mixed", family=fam), priors)
-    choices = choose(design, fam, all_priors, centered)
+    choices = choose(design, fam, centered)
     spec = ModelSpec(
         formula=formula,
         family=fam.name,

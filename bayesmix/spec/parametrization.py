@@ -1,26 +1,34 @@
 r"""Centered or non-centered random effects, chosen per grouping factor from the data.
 
 Given its standard deviation :math:`\tau`, a random effect :math:`b_j` has the prior
-:math:`N(0, \tau^2)` and the data of group :math:`j` carry the (expected, Fisher)
-information :math:`I_j` about it. Its conditional posterior has variance
-:math:`1 / (I_j + 1/\tau^2)`, so the ratio
+:math:`N(0, \tau^2)` and the data of group :math:`j` estimate it with sampling variance
+:math:`V_j` (the inverse of the information they carry about it). Its conditional
+posterior has variance :math:`1 / (1/V_j + 1/\tau^2)`, so the ratio
 
-.. math:: r_j = I_j \tau^2
+.. math:: r_j = \tau^2 / V_j
 
 says which of the two dominates. When the data dominate (:math:`r_j \gg 1`) the
 posterior of :math:`b_j` barely depends on :math:`\tau`: the centered form
-:math:`b_j \sim N(0, \tau^2)` has no funnel, while the non-centered form
-:math:`b_j = \tau z_j` ties :math:`z_j` tightly to :math:`\tau` and mixes slowly. When
-the prior dominates (:math:`r_j \ll 1`) it is the other way round.
+:math:`b_j \sim N(\beta, \tau^2)` has neither a funnel nor a ridge, while the
+non-centered form :math:`b_j = \tau z_j` ties :math:`z_j` tightly to :math:`\tau` and
+mixes slowly. When the prior dominates (:math:`r_j \ll 1`) it is the other way round.
 
-The rule: for each term of a factor, :math:`I_{jt} = \sum_{i \in j} w_i x_{it}^2`
-with :math:`w_i` the family's information about the linear predictor per row
-(:attr:`bayesmix.spec.families.Family.information`) evaluated at the pooled fit (the
-response's centre on the link scale; auxiliary parameters at their moment values), and
-:math:`\tau` the median of the term's SD prior. A factor is centered when the median
-over its groups of :math:`r_{jt}` is at least 1 for every term. Factors with a known
-covariance ``K`` are judged the same way with :math:`\tau^2` scaled by the mean of
-``diag(K)``.
+Both quantities are estimated from the data, quickly and without sampling:
+
+1. a pooled fit of the fixed effects (iteratively reweighted least squares with the
+   family's working weights :attr:`bayesmix.spec.families.Family.information`, offsets
+   included) gives the working residuals :math:`r_i` and weights :math:`w_i` on the
+   link scale;
+2. per group, the weighted least-squares fit of the residuals on the factor's terms gives
+   :math:`\hat b_j` and :math:`V_j = (Z_j' W_j Z_j)^{-1}` (for the families with a residual
+   scale ``sigma``, :math:`V_j` uses the within-group residual variance);
+3. per term, the method of moments gives
+   :math:`\hat\tau^2 = \max(0, \overline{\hat b_j^2} - \overline{V_j})`
+   (divided by the mean of ``diag(K)`` for a known covariance ``K``).
+
+A factor is centered when the median over its groups of :math:`\hat\tau^2 / V_j` is at
+least 1 for every term; a group whose own data cannot estimate its effects (fewer rows
+than terms) counts as :math:`r_j = 0`.
 """
 
 from __future__ import annotations
@@ -29,13 +37,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-from .families import Family
-from .priors import Exponential, Gamma, HalfCauchy, HalfNormal, HalfStudentT, Prior, Uniform
-from .terms import Design, GroupFactor
+from .families import INVERSE_LINKS, Family
+from .terms import Design, FloatArray, GroupFactor
 
-__all__ = ["Choice", "choose", "information_ratio", "prior_median"]
+__all__ = ["Choice", "choose", "information_ratio", "pooled_fit"]
 
 THRESHOLD = 1.0
 
@@ -55,26 +61,9 @@ class Choice:
         if self.source == "user":
             return f"{self.factor}: {form} (chosen by the user; information ratio {self.ratio:.3g})"
         return (
-            f"{self.factor}: {form} (median information ratio I_j tau^2 = {self.ratio:.3g} "
+            f"{self.factor}: {form} (median information ratio tau^2 / V_j = {self.ratio:.3g} "
             f"{'>=' if self.centered else '<'} {THRESHOLD:g})"
         )
-
-
-def prior_median(prior: Prior) -> float:
-    """Median of a positive prior (the typical size of a standard deviation under it)."""
-    if isinstance(prior, HalfNormal):
-        return float(stats.halfnorm.median(scale=prior.sigma))
-    if isinstance(prior, HalfCauchy):
-        return float(prior.beta)
-    if isinstance(prior, HalfStudentT):
-        return float(prior.sigma * stats.t.ppf(0.75, prior.nu))
-    if isinstance(prior, Exponential):
-        return float(np.log(2.0) / prior.lam)
-    if isinstance(prior, Gamma):
-        return float(stats.gamma.median(prior.alpha, scale=1.0 / prior.beta))
-    if isinstance(prior, Uniform):
-        return float((prior.lower + prior.upper) / 2)
-    raise TypeError(f"no median for the prior {prior.describe()}")
 
 
 def _aux_at_moments(family: Family, design: Design) -> dict[str, np.ndarray]:
@@ -97,29 +86,105 @@ def _aux_at_moments(family: Family, design: Design) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in values.items()}
 
 
-def information_ratio(
-    factor: GroupFactor, design: Design, family: Family, priors: Mapping[str, Prior]
-) -> float:
-    """The smallest over terms of the median over groups of ``I_jt tau_t^2`` (see the module notes)."""
+def _link_slope(link: str, eta: FloatArray) -> FloatArray:
+    """``d mu / d eta`` of the inverse link, by central differences (accurate to ~1e-8, plenty here)."""
+    h = 1e-5
+    inverse = INVERSE_LINKS[link]
+    return (inverse(eta + h) - inverse(eta - h)) / (2 * h)
+
+
+def _working_response(family: Family, design: Design) -> FloatArray:
+    """The response on the scale the mean is modelled: ``log y`` (lognormal), shares (binomial), ``y``."""
+    if family.log_response:
+        return np.log(design.y)
+    if design.trials is not None:
+        return design.y / design.trials
+    return design.y
+
+
+def pooled_fit(design: Design, family: Family) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
+    """Working residuals and weights on the link scale after a pooled IRLS fit of the fixed effects.
+
+    Returns ``(r, w, aux)``: ``r_i = (y_i - mu_i) / mu'(eta_i)``, ``w_i`` the family's
+    information about ``eta_i``, and the auxiliary values used.
+    """
+    y = _working_response(family, design)
+    offset = np.zeros(design.n_obs) if design.offset is None else design.offset
+    aux = _aux_at_moments(family, design)
     centre, _ = family.location(design.y, design.trials)
-    eta = np.full(design.n_obs, centre)
-    if design.offset is not None:
-        eta = eta + design.offset - float(np.mean(design.offset))
-    w = family.information(eta, _aux_at_moments(family, design), design.trials, family.link)
-    scale = 1.0 if factor.covariance is None else float(np.mean(np.diag(factor.covariance)))
+    eta = offset + centre
+    link = family.link
+    for _ in range(25):
+        slope = np.maximum(np.abs(_link_slope(link, eta)), 1e-10)
+        mu = INVERSE_LINKS[link](eta)
+        if design.X.shape[1] == 0:
+            break
+        w = family.information(eta, aux, design.trials, link)
+        z = eta - offset + (y - mu) / slope
+        sw = np.sqrt(np.maximum(w, 0.0))
+        beta = np.linalg.lstsq(design.X * sw[:, None], z * sw, rcond=None)[0]
+        new = offset + design.X @ beta
+        if link != "identity":  # keep exp and expit finite on a wild first step
+            new = np.clip(new, -30, 30)
+        done = float(np.max(np.abs(new - eta))) < 1e-8
+        eta = new
+        if done:
+            break
+    slope = np.maximum(np.abs(_link_slope(link, eta)), 1e-10)
+    r = (y - INVERSE_LINKS[link](eta)) / slope
+    return r, family.information(eta, aux, design.trials, link), aux
+
+
+def _group_fits(
+    factor: GroupFactor, r: FloatArray, w: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per group: ``b_j``, the diagonal of ``V_j`` (``inf`` where not estimable), weighted squared errors."""
+    J, q = factor.n_levels, factor.n_terms
+    Z = factor.values
+    A = np.empty((J, q, q))
+    for t in range(q):
+        for u in range(t, q):
+            A[:, t, u] = A[:, u, t] = np.bincount(factor.index, weights=w * Z[:, t] * Z[:, u], minlength=J)
+    c = np.stack([np.bincount(factor.index, weights=w * Z[:, t] * r, minlength=J) for t in range(q)], axis=1)
+    b = np.zeros((J, q))
+    v = np.full((J, q), np.inf)
+    scale = np.maximum(np.abs(A).max(axis=(1, 2)), 1e-300)
+    for j in range(J):
+        if factor.counts[j] > q and np.linalg.cond(A[j] / scale[j]) < 1e10:
+            inv = np.linalg.inv(A[j])
+            b[j], v[j] = inv @ c[j], np.diag(inv)
+    fitted = np.sum(b[factor.index] * Z, axis=1)
+    return b, v, np.asarray(w * (r - fitted) ** 2)
+
+
+def information_ratio(factor: GroupFactor, family: Family, residuals: tuple[FloatArray, FloatArray]) -> float:
+    """The smallest over terms of the median over groups of ``tau^2 / V_j`` (see the module notes).
+
+    ``residuals`` are the working residuals and weights of :func:`pooled_fit`.
+    """
+    r, w = residuals
+    b, v, weighted_rss = _group_fits(factor, r, w)
+    ok = np.isfinite(v[:, 0])
+    if not ok.any():
+        return 0.0
+    if "sigma" in family.auxiliary:  # identity-link families: replace the total variance by the within one
+        rows = ok[factor.index]
+        dof = int(rows.sum()) - factor.n_terms * int(ok.sum())
+        if dof > 0:
+            v = v * float(weighted_rss[rows].sum()) / dof
+    kdiag = np.ones(factor.n_levels) if factor.covariance is None else np.diag(factor.covariance)
     observed = factor.counts > 0
     ratios = []
-    for t, term in enumerate(factor.terms):
-        info = np.bincount(factor.index, weights=w * factor.values[:, t] ** 2, minlength=factor.n_levels)
-        tau = prior_median(priors[factor.sd_name(term)])
-        ratios.append(float(np.median(info[observed] * tau**2 * scale)))
+    for t in range(factor.n_terms):
+        tau2 = max(float(np.mean(b[ok, t] ** 2) - np.mean(v[ok, t])), 0.0) / float(np.mean(kdiag[ok]))
+        ratio = np.where(ok, tau2 * kdiag / np.where(ok, v[:, t], 1.0), 0.0)
+        ratios.append(float(np.median(ratio[observed])))
     return min(ratios)
 
 
 def choose(
     design: Design,
     family: Family,
-    priors: Mapping[str, Prior],
     centered: str | object,
 ) -> tuple[Choice, ...]:
     """Resolve the user's ``centered`` argument into one :class:`Choice` per factor.
@@ -147,14 +212,15 @@ def choose(
         raise TypeError(
             f"centered must be 'auto', a list of grouping factors or a dict factor -> bool; got {centered!r}"
         )
-    unknown = set(overrides) - set(names)
+    unknown = {str(k) for k in overrides} - set(names)
     if unknown:
         raise ValueError(
             f"centered names unknown grouping factors {sorted(unknown)}; factors: {sorted(names)}"
         )
+    r, w, _ = pooled_fit(design, family)
     choices = []
     for factor in design.factors:
-        ratio = information_ratio(factor, design, family, priors)
+        ratio = information_ratio(factor, family, (r, w))
         if factor.name in overrides:
             choices.append(Choice(factor.name, overrides[factor.name], ratio, "user"))
         else:
