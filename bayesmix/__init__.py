@@ -6,8 +6,9 @@
 """
 
 from . import datasets
-from .api import HierarchicalModel, MixtureModel, compare_k, fmm, hierarchical, mixed
+from .api import HierarchicalModel, MixtureModel, compare_fits, compare_k, fmm, hierarchical, mixed
 from .compare.fmm import CloseMaximaWarning, MixtureMLFit
+from .compare.laplace import LaplaceFitWarning
 from .results.diagnostics import Diagnostics
 from .results.fit import Fit
 from .results.mixture import MixtureFit
@@ -23,10 +24,12 @@ __all__ = [
     "Fit",
     "FormulaError",
     "HierarchicalModel",
+    "LaplaceFitWarning",
     "MixtureFit",
     "MixtureMLFit",
     "MixtureModel",
     "PointMass",
+    "compare_fits",
     "compare_k",
     "datasets",
     "fmm",

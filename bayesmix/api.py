@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .compare.fmm import MixtureMLFit
     from .compare.mlfit import MLFit
 
-__all__ = ["HierarchicalModel", "MixtureModel", "compare_k", "fmm", "hierarchical", "mixed"]
+__all__ = ["HierarchicalModel", "MixtureModel", "compare_fits", "compare_k", "fmm", "hierarchical", "mixed"]
 
 
 class HierarchicalModel:
@@ -124,16 +124,34 @@ class HierarchicalModel:
             idata=idata, spec=self.spec, design=self.design, settings=settings, wall_time=wall, model=self
         )
 
-    def fit_ml(self, *, reml: bool = True) -> MLFit:
-        """The frequentist fit of the same model: REML (default, as lme4) or ML.
+    def fit_ml(self, *, reml: bool | None = None) -> MLFit:
+        """The frequentist fit of the same model: lme4's ``lmer`` or ``glmer``.
 
-        The random effects are integrated out analytically and the profiled
-        (restricted) log-likelihood is maximized; see :mod:`bayesmix.compare.lmm`.
+        Parameters
+        ----------
+        reml
+            ``None`` (default): REML for the Gaussian family (as lme4's ``lmer``), maximum
+            likelihood for every other family. ``False``: maximum likelihood.
+            ``True``: REML, which is defined for the Gaussian family only (a ``ValueError``
+            for any other family).
+
+        Returns
+        -------
+        MLFit
+            Estimates, standard errors and intervals under the public parameter names,
+            ``log_likelihood``, ``aic``, ``bic``, conditional modes (``random_effects()``).
+
+        Notes
+        -----
+        Gaussian family: the random effects are integrated out exactly and the profiled
+        (restricted) log-likelihood is maximized; see :mod:`bayesmix.compare.lmm`. Other
+        families: the log-likelihood is the Laplace approximation at the conditional modes
+        (lme4's ``glmer`` with ``nAGQ = 1``), maximized over all parameters; see
+        :mod:`bayesmix.compare.laplace`.
         """
         from .compare.mlfit import fit_ml  # the compare layer sits to the right of the model
 
-        self.spec.require_gaussian("the (RE)ML fit")
-        return fit_ml(self.design, reml=reml)
+        return fit_ml(self.design, reml=reml, family=self.spec.family_def)
 
 
 def _make(
@@ -571,3 +589,62 @@ def compare_k(
         table["elpd_diff"] = [float(ranked.loc[str(k), "elpd_diff"]) for k in values]
         table["dse"] = [float(ranked.loc[str(k), "dse"]) for k in values]
     return table
+
+
+def compare_fits(fits: Mapping[str, Fit | MixtureFit]) -> pd.DataFrame:
+    """Compare fits of the same data by PSIS-LOO (arviz-stats ``compare``).
+
+    Parameters
+    ----------
+    fits
+        Two or more fits by name: hierarchical fits (:class:`Fit`) and mixture fits
+        (:class:`MixtureFit`) alike, all fitted to the same observations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per fit, best first: ``rank``, ``elpd``, ``p``, ``elpd_diff`` (from the best fit),
+        ``weight`` (stacking), ``se``, ``dse`` (standard error of the paired difference from the
+        best fit), ``warning`` (a Pareto k above the reliability threshold) and the scale.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two fits, or fits of different data (a different number of observations,
+        or different response values or binomial trials): their LOO values do not compare.
+    """
+    if not isinstance(fits, Mapping) or len(fits) < 2:
+        raise ValueError(
+            "compare_fits needs a dict of two or more fits by name, e.g. {'a': fit_a, 'b': fit_b}"
+        )
+    for name, fit in fits.items():
+        if not isinstance(fit, Fit | MixtureFit):
+            raise TypeError(f"fits[{name!r}] must be a bayesmix Fit or MixtureFit, got {type(fit).__name__}")
+    (first, reference), *others = fits.items()
+    for name, fit in others:
+        _check_same_data(first, reference, name, fit)
+    # Fit.loo keeps the pointwise values only when asked; MixtureFit.loo always keeps them.
+    loos = {
+        str(name): fit.loo(pointwise=True) if isinstance(fit, Fit) else fit.loo()
+        for name, fit in fits.items()
+    }
+    return azs.compare(loos, round_to="none")
+
+
+def _check_same_data(first: str, a: Fit | MixtureFit, name: str, b: Fit | MixtureFit) -> None:
+    """LOO comparisons need the same observations: same count, response values and trials."""
+    ya, yb = np.asarray(a.design.y, dtype=float), np.asarray(b.design.y, dtype=float)
+    if ya.shape != yb.shape:
+        raise ValueError(
+            f"the fits {first!r} and {name!r} were fitted to different data ({ya.size} and {yb.size} "
+            "observations); LOO compares models of the same observations"
+        )
+    for what, va, vb in [("response values", ya, yb), ("binomial trials", a.design.trials, b.design.trials)]:
+        if va is None and vb is None:
+            continue
+        if va is None or vb is None or not np.array_equal(va, vb):
+            where = "" if va is None or vb is None else f" (first at position {int(np.argmax(va != vb))})"
+            raise ValueError(
+                f"the fits {first!r} and {name!r} were fitted to different data: their {what} differ{where}; "
+                "LOO compares models of the same observations"
+            )

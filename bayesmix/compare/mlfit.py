@@ -1,12 +1,19 @@
-"""The frequentist fit as users see it: ``model.fit_ml()``."""
+"""The frequentist fit as users see it: ``model.fit_ml()``.
+
+The Gaussian family gets the exact REML/ML engine (:mod:`bayesmix.compare.lmm`); every other
+family the Laplace-approximation ML engine (:mod:`bayesmix.compare.laplace`, lme4's ``glmer``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from ..spec.families import Family
 from ..spec.terms import Design
+from .laplace import LaplaceResult, fit_laplace
 from .lmm import LMMResult, fit_lmm
 
 __all__ = ["MLFit", "fit_ml"]
@@ -14,15 +21,24 @@ __all__ = ["MLFit", "fit_ml"]
 
 @dataclass(frozen=True, slots=True)
 class MLFit:
-    """Maximum-likelihood (or REML) fit of a Gaussian mixed model.
+    """Maximum-likelihood (or REML) fit of a mixed model.
 
     Attributes
     ----------
     result
-        The full engine output (:class:`~bayesmix.compare.lmm.LMMResult`).
+        The full engine output: :class:`~bayesmix.compare.lmm.LMMResult` (Gaussian, exact
+        REML or ML) or :class:`~bayesmix.compare.laplace.LaplaceResult` (other families, ML
+        by the Laplace approximation).
     """
 
-    result: LMMResult
+    result: LMMResult | LaplaceResult
+
+    @property
+    def method(self) -> str:
+        """``"REML"``, ``"ML"`` (exact, Gaussian) or ``"Laplace"`` (ML by the Laplace approximation)."""
+        if isinstance(self.result, LaplaceResult):
+            return "Laplace"
+        return "REML" if self.result.reml else "ML"
 
     @property
     def reml(self) -> bool:
@@ -33,6 +49,26 @@ class MLFit:
     def loglik(self) -> float:
         """Log-likelihood at the optimum; for REML the REML criterion as lme4's ``logLik``."""
         return float(self.result.loglik)
+
+    @property
+    def log_likelihood(self) -> float:
+        """The maximized log-likelihood (the REML criterion for a REML fit); same as :attr:`loglik`."""
+        return self.loglik
+
+    @property
+    def aic(self) -> float:
+        """``-2 log L + 2 k``, ``k`` the number of parameters (as lme4's ``AIC``)."""
+        return -2.0 * self.loglik + 2.0 * len(self.estimates)
+
+    @property
+    def bic(self) -> float:
+        """``-2 log L + k log n``."""
+        return -2.0 * self.loglik + len(self.estimates) * float(np.log(self.result.n_obs))
+
+    @property
+    def converged(self) -> bool:
+        """The optimizer's verdict (see ``result.optimizer_message``)."""
+        return self.result.converged
 
     @property
     def estimates(self) -> pd.Series:
@@ -63,11 +99,16 @@ class MLFit:
             frames.append(long)
         return pd.concat(frames)
 
+    def _title(self) -> str:
+        if isinstance(self.result, LaplaceResult):
+            return (
+                f"Generalized linear mixed model ({self.result.family}, {self.result.link} link) "
+                "fit by ML, Laplace approximation"
+            )
+        return f"Linear mixed model fit by {self.method}"
+
     def __str__(self) -> str:
-        kind = "REML" if self.reml else "ML"
-        head = (
-            f"Linear mixed model fit by {kind}: n = {self.result.n_obs}, log-likelihood = {self.loglik:.4f}"
-        )
+        head = f"{self._title()}: n = {self.result.n_obs}, log-likelihood = {self.loglik:.4f}"
         if self.result.singular:
             head += "\n(singular fit: a variance or correlation is on its boundary)"
         return head + "\n" + self.table().to_string(float_format=lambda v: f"{v:.4g}")
@@ -75,16 +116,35 @@ class MLFit:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        kind = "REML" if self.reml else "ML"
-        head = (
-            f"<p>Linear mixed model fit by {kind}: n = {self.result.n_obs}, "
-            f"log-likelihood = {self.loglik:.4f}</p>"
-        )
+        head = f"<p>{self._title()}: n = {self.result.n_obs}, log-likelihood = {self.loglik:.4f}</p>"
         return head + self.table().to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
 
 
-def fit_ml(design: Design, *, reml: bool = True) -> MLFit:
-    """Fit the Gaussian linear mixed model by REML or ML."""
-    if not isinstance(reml, bool):
-        raise TypeError(f"reml must be True or False, got {reml!r}")
-    return MLFit(fit_lmm(design, reml=reml))
+def fit_ml(design: Design, *, reml: bool | None = None, family: Family | None = None) -> MLFit:
+    """Fit the mixed model by REML or ML: exactly for the Gaussian family, by Laplace otherwise.
+
+    Parameters
+    ----------
+    design
+        The evaluated model.
+    reml
+        ``None`` (default): REML for the Gaussian family, ML otherwise. ``True`` (REML) is
+        defined for the Gaussian family only; ``False`` asks for ML.
+    family
+        The family with its link (``model.spec.family_def``); ``None`` means Gaussian.
+
+    Returns
+    -------
+    MLFit
+    """
+    if reml is not None and not isinstance(reml, bool):
+        raise TypeError(f"reml must be True, False or None, got {reml!r}")
+    if family is None or family.name == "gaussian":
+        return MLFit(fit_lmm(design, reml=True if reml is None else reml))
+    if reml:
+        raise ValueError(
+            f"REML is defined for the gaussian family (the linear mixed model) only; this model's family "
+            f"is {family.name!r}: pass reml=False (or leave reml unset) for the maximum-likelihood fit "
+            "by the Laplace approximation"
+        )
+    return MLFit(fit_laplace(design, family))

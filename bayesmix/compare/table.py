@@ -17,18 +17,30 @@ __all__ = ["REFERENCES", "beside", "side_by_side"]
 REFERENCES = ("ml", "statsmodels")
 
 
-def side_by_side(fit: Fit, *, reference: str = "ml", reml: bool = True, prob: float = 0.95) -> pd.DataFrame:
+def side_by_side(
+    fit: Fit, *, reference: str = "ml", reml: bool | None = None, prob: float = 0.95
+) -> pd.DataFrame:
     """One row per parameter: posterior mean, sd, interval; estimate, SE, CI; difference in posterior SDs.
 
     ``diff_sd = (posterior mean - estimate) / posterior sd``: how far, in units of the
-    posterior's own uncertainty, the Bayesian and frequentist answers lie apart.
+    posterior's own uncertainty, the Bayesian and frequentist answers lie apart. With
+    ``reference="ml"`` the frequentist side is :func:`~bayesmix.compare.mlfit.fit_ml` (exact
+    (RE)ML for the Gaussian family, Laplace ML for the others; ``reml=None`` picks REML for
+    the Gaussian); ``"statsmodels"`` (MixedLM) fits the Gaussian family only.
     """
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; choose one of {', '.join(REFERENCES)}")
-    freq = (
-        fit_ml(fit.design, reml=reml).table() if reference == "ml" else fit_statsmodels(fit.design, reml=reml)
-    )
-    return beside(fit.summary(prob=prob), freq, f"{reference} ({'REML' if reml else 'ML'})")
+    if reference == "ml":
+        ml = fit_ml(fit.design, reml=reml, family=fit.spec.family_def)
+        return beside(fit.summary(prob=prob), ml.table(), f"ml ({ml.method})")
+    if fit.spec.family != "gaussian":
+        raise ValueError(
+            f"statsmodels' MixedLM fits the gaussian family only; this model's family is "
+            f"{fit.spec.family!r}: use reference='ml' (maximum likelihood by the Laplace approximation)"
+        )
+    use_reml = True if reml is None else reml
+    freq = fit_statsmodels(fit.design, reml=use_reml)
+    return beside(fit.summary(prob=prob), freq, f"statsmodels ({'REML' if use_reml else 'ML'})")
 
 
 def beside(summary: pd.DataFrame, freq: pd.DataFrame, reference: str) -> pd.DataFrame:

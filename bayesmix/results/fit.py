@@ -11,6 +11,7 @@ import xarray as xr
 from ..sample import SampleSettings
 from ..spec.model import ModelSpec
 from ..spec.terms import Design, GroupFactor
+from . import predict as prediction
 from .diagnostics import Diagnostics, diagnose
 from .parameters import elementwise_summary, parameter_draws, summarize
 from .shrinkage import shrinkage_table
@@ -120,6 +121,109 @@ class Fit(Sampled):
             frames.append(pd.DataFrame({k: v.ravel() for k, v in stats.items()}, index=index))
         return pd.concat(frames)
 
+    def predict(
+        self,
+        new_data: pd.DataFrame | None = None,
+        kind: prediction.Kind = "mean",
+        *,
+        random_seed: int | None = None,
+        include_new_levels: bool = True,
+    ) -> xr.DataArray:
+        r"""Posterior predictions, one per posterior draw.
+
+        Parameters
+        ----------
+        new_data
+            Rows to predict, with every column the formula uses except the response (a
+            binomial response needs its trials: the ``n`` of ``s | trials(n)``, or both columns
+            of ``cbind(s, f)``). Other columns are ignored. None (default): the fitting data.
+        kind
+            ``"link"``: the linear predictor; ``"mean"`` (default): the expected response
+            (for the binomial, the expected number of successes out of each row's trials; for
+            the lognormal, the mean of ``y``, not of ``log y``); ``"response"``: a draw from the
+            posterior predictive distribution, one per posterior draw.
+        random_seed
+            Seed of the random parts (unseen levels' effects, ``kind="response"`` draws).
+        include_new_levels
+            How to treat levels of a grouping factor that the fit never saw. True (default):
+            a new group's effect is drawn from the population distribution, so its prediction
+            carries the between-group variance. False: its effect is 0 (the population-level
+            prediction). Levels seen in the fit always use their own posterior effects.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, obs)``; ``obs`` holds the index labels of ``new_data`` (for the
+            fitting data, the ``obs`` coordinate of ``observed_data``).
+
+        Raises
+        ------
+        ValueError
+            A needed column is absent, or has missing or non-finite values; a categorical
+            variable takes a level not seen in the fit; a factor with a known covariance ``K``
+            (``covariances=``) meets a level that ``K`` lacks (``K`` must include every level to
+            predict when the model is built; levels of ``K`` without data are predicted from
+            their posterior draws).
+
+        Notes
+        -----
+        In draw :math:`s`, :math:`\eta_{si} = o_i + x_i^\top \beta_s + \sum_g b^{(g)}_{s,j_g(i)} \cdot
+        z^{(g)}_i`, with :math:`b^{(g)}` the draws of ``re_g``. An unseen level :math:`j` gets
+        :math:`b^{(g)}_{sj} \sim N(0, \Sigma^{(g)}_s)`, one draw per new level and posterior draw,
+        with :math:`\Sigma^{(g)}_s` built from that draw's ``sd_g`` and ``corr_g``. The mean and the
+        predictive draws use the family's inverse link and distribution
+        (:mod:`bayesmix.spec.families`).
+        """
+        return prediction.predict(
+            self, new_data, kind, random_seed=random_seed, include_new_levels=include_new_levels
+        )
+
+    def ppc(self, *, random_seed: int | None = None) -> xr.DataTree:
+        """Posterior predictive draws of the observed response, for posterior predictive checks.
+
+        The draws (``predict(kind="response")`` on the fitting data) are stored as the group
+        ``posterior_predictive`` of :attr:`idata`, under the response's name with dims
+        ``(chain, draw, obs)`` as in ``observed_data``; a later call replaces them.
+
+        Returns
+        -------
+        xarray.DataTree
+            The ``posterior_predictive`` group.
+        """
+        return prediction.posterior_predictive(self, random_seed=random_seed)
+
+    def plot_ppc(self, **kwargs: Any) -> Any:
+        """Plot the posterior predictive distribution against the data (arviz-plots ``plot_ppc_dist``).
+
+        Draws the posterior predictive with :meth:`ppc` first when :attr:`idata` has none.
+        Keyword arguments go to ``arviz_plots.plot_ppc_dist``; for discrete families ``kind``
+        defaults to ``"ecdf"`` (arviz-plots also offers ``plot_ppc_rootogram`` for counts and
+        ``plot_ppc_pava`` for 0/1 responses, which take ``fit.idata``). Returns the
+        ``PlotCollection``.
+        """
+        return prediction.plot_ppc(self, **kwargs)
+
+    def loo(self, pointwise: bool = False) -> Any:
+        """PSIS-LOO cross-validation (arviz-stats ``loo``) from the pointwise log-likelihood.
+
+        The log-likelihood of every observation is evaluated at every posterior draw with
+        the model's own likelihood. A warning names how many observations have a Pareto k
+        above arviz-stats' reliability threshold (0.7, lower with fewer than about 2200 draws).
+
+        Parameters
+        ----------
+        pointwise
+            Keep the pointwise ``elpd_i`` and ``pareto_k`` in the result.
+
+        Returns
+        -------
+        arviz_stats.ELPDData
+            ``elpd``, ``se``, ``p`` (effective number of parameters), ...
+        """
+        if "loo" not in self._cache:
+            self._cache["loo"] = prediction.psis_loo(self)
+        return prediction.report_loo(self._cache["loo"], pointwise=pointwise)
+
     def shrinkage(self, group: str, prob: float = 0.95) -> pd.DataFrame:
         """Per level of ``group``: n, no-pooling, complete-pooling and partially pooled estimates.
 
@@ -128,16 +232,18 @@ class Fit(Sampled):
         self.spec.require_gaussian("the shrinkage table")
         return shrinkage_table(self.posterior, self.design, self._factor(group), prob)
 
-    def compare(self, reference: str = "ml", *, reml: bool = True, prob: float = 0.95) -> pd.DataFrame:
+    def compare(self, reference: str = "ml", *, reml: bool | None = None, prob: float = 0.95) -> pd.DataFrame:
         """The posterior beside the frequentist fit of the same model, one row per parameter.
 
         Parameters
         ----------
         reference
-            ``"ml"``: bayesmix's own (RE)ML fit (:meth:`HierarchicalModel.fit_ml`);
-            ``"statsmodels"``: statsmodels ``MixedLM``.
+            ``"ml"``: bayesmix's own fit (:meth:`HierarchicalModel.fit_ml`): exact (RE)ML for
+            the Gaussian family, ML by the Laplace approximation for the others;
+            ``"statsmodels"``: statsmodels ``MixedLM`` (Gaussian family only).
         reml
-            REML (default, as lme4) or ML.
+            ``None`` (default): REML for the Gaussian family (as lme4), ML otherwise;
+            ``True``: REML (Gaussian only); ``False``: ML.
         prob
             Interval probability for both sides.
 
@@ -150,7 +256,6 @@ class Fit(Sampled):
         """
         # The compare layer sits to the right of results; this convenience method reaches
         # into it at call time only, so results never depends on it at import.
-        self.spec.require_gaussian("the comparison with a frequentist fit")
         from ..compare.table import side_by_side
 
         return side_by_side(self, reference=reference, reml=reml, prob=prob)

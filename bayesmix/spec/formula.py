@@ -41,7 +41,7 @@ from formulae.terms.variable import Variable
 
 from .terms import Design, GroupFactor
 
-__all__ = ["FormulaError", "ParsedFormula", "evaluate", "parse"]
+__all__ = ["NAMESPACE", "FormulaError", "ParsedFormula", "evaluate", "parse"]
 
 
 def _cbind(successes: object, failures: object) -> np.ndarray:
@@ -61,7 +61,7 @@ _BINOMIAL_RESPONSES = {"cbind": _cbind, "trials": _trials}
 # Additions written after a bar in the response (brms): name -> what it means.
 _RESPONSE_ADDITIONS = {"trials": "the number of binomial trials"}
 
-_NAMESPACE = {
+NAMESPACE = {
     **_BINOMIAL_RESPONSES,
     "np": np,
     "log": np.log,
@@ -254,7 +254,7 @@ def evaluate(parsed: ParsedFormula, data: pd.DataFrame) -> Design:
         Response, fixed-effect design with formulae's column names, and one
         :class:`GroupFactor` per grouping factor.
     """
-    env = Environment([_NAMESPACE])
+    env = Environment([NAMESPACE])
     desc = parsed.description
     with np.errstate(divide="ignore", invalid="ignore"):  # non-finite results are reported by check_design
         fixed = DesignMatrices(Model(*desc.common_terms, response=desc.response), data, env)

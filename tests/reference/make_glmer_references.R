@@ -3,7 +3,8 @@
 #
 # Run from anywhere:  Rscript tests/reference/make_glmer_references.R
 # Needs R with lme4 and jsonlite (Debian bookworm: apt-get install r-cran-lme4 r-cran-jsonlite).
-# Writes glmer_*.json next to this script, data/{cbpp,grouseticks}.csv, and its own
+# Writes glmer_*.json next to this script (glmer_cbpp_tight_pirls.json: cbpp with a tight PIRLS
+# tolerance, see (4)), data/{cbpp,grouseticks}.csv, and its own
 # section of data/README.md (between the make_glmer_references.R markers).
 #
 # As in make_lme4_references.R, each data set is written to data/<name>.csv, read back,
@@ -130,8 +131,9 @@ refit_summary <- function(fit, call) {
 
 tight_control <- 'glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5))'
 
-write_reference <- function(name, dataset, csv, data_prep, call, note = NULL, published = NULL) {
-  refit_call <- sub("\\)$", sprintf(", nAGQ = 1, control = %s)", tight_control), call)
+write_reference <- function(name, dataset, csv, data_prep, call, note = NULL, published = NULL,
+                            refit_call = NULL) {
+  if (is.null(refit_call)) refit_call <- sub("\\)$", sprintf(", nAGQ = 1, control = %s)", tight_control), call)
   fit <- fit_call(call)
   refit <- fit_call(refit_call)
   main <- glmer_summary(fit, call)
@@ -216,6 +218,19 @@ results$glmer_cbpp_probit <- write_reference(
   "glmer_cbpp_probit", "lme4::cbpp", "cbpp.csv", cbpp_prep,
   "glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), family = binomial(link = \"probit\"), data = cbpp_csv)")
 
+# (4) binomial, logit link, with a tight PIRLS tolerance: cbpp as in (1), glmerControl(tolPwrss = 1e-10).
+# With the default tolPwrss = 1e-7, glmer's Laplace deviance uses the weights of the PIRLS iterate
+# before the converged mode (the log-determinant is then off by ~5e-4 on cbpp), which moves the
+# estimates by ~4e-4 and the Hessian-based SEs by ~1%; the tight tolerance removes that.
+cbpp_tight <- paste("glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), family = binomial,",
+                    "data = cbpp_csv, control = glmerControl(tolPwrss = 1e-10))")
+results$glmer_cbpp_tight_pirls <- write_reference(
+  "glmer_cbpp_tight_pirls", "lme4::cbpp", "cbpp.csv", cbpp_prep, cbpp_tight,
+  note = paste("glmer_cbpp.json's model with a tight PIRLS tolerance (default tolPwrss = 1e-7); the",
+               "refit also uses bobyqa with maxfun = 1e5"),
+  refit_call = sub("tolPwrss = 1e-10\\)\\)$",
+                   "tolPwrss = 1e-10, optimizer = \"bobyqa\", optCtrl = list(maxfun = 1e5)))", cbpp_tight))
+
 for (nm in names(results)) {
   s <- results[[nm]]$stability
   cat(sprintf("%-20s logLik %.10f  tight %.10f  recomputed %.10f  fixef rel diff %.2e  warnings: %s\n",
@@ -245,6 +260,9 @@ section <- c(
           unname(tools::md5sum(file.path(here, "data", "grouseticks.csv")))),
   "",
   "Row order as in lme4. grouseticks.csv drops lme4's cHEIGHT (HEIGHT centred at its mean, a derived column).",
+  "",
+  "glmer_cbpp_tight_pirls.json refits the cbpp logit model of glmer_cbpp.json on the same cbpp.csv with",
+  "`glmerControl(tolPwrss = 1e-10)` (lme4's default PIRLS tolerance 1e-7 shifts its Laplace deviance by ~5e-4 there).",
   "",
   end
 )
