@@ -26,7 +26,7 @@ from ..spec.families import Family
 from ..spec.terms import Design
 from .laplace_likelihood import LOG_AUX_BOUND, LaplaceLikelihood, LaplaceMode, fisher_scoring
 from .lmm import _variance_components
-from .lmm_inference import _hessian
+from .lmm_inference import _hessian, wald_table
 
 __all__ = ["LaplaceFitWarning", "LaplaceResult", "fit_laplace"]
 
@@ -248,20 +248,7 @@ class LaplaceResult:
 
     def table(self) -> pd.DataFrame:
         """Estimates, standard errors, Wald ``z`` and ``p`` (fixed effects only) and 95% intervals."""
-        z = pd.Series(np.nan, index=self.estimates.index)
-        fixed = list(self.fixed_names)
-        z[fixed] = self.estimates[fixed] / self.std_errors[fixed]
-        p = pd.Series(2.0 * st.norm.sf(np.abs(z.to_numpy())), index=z.index)
-        return pd.DataFrame(
-            {
-                "estimate": self.estimates,
-                "std_error": self.std_errors,
-                "z": z,
-                "p_value": p,
-                "ci_lower": self.conf_int["lower"],
-                "ci_upper": self.conf_int["upper"],
-            }
-        )
+        return wald_table(self.estimates, self.std_errors, self.conf_int, self.fixed_names)
 
 
 def _variance_values(like: LaplaceLikelihood, theta: FloatArray) -> FloatArray:

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from ..build.families import family_logp
 from ..spec.families import Family
 from ..spec.terms import Design
-from .lmm_deviance import _Layout, _random_design, _template_pattern, psd_factor
+from .lmm_deviance import _Layout, _random_design, _template_pattern, psd_factor, split_templates
 
 __all__ = ["LOG_AUX_BOUND", "MAX_RANDOM_EFFECTS", "LaplaceLikelihood", "LaplaceMode", "fisher_scoring"]
 
@@ -286,13 +286,7 @@ class LaplaceLikelihood:
 
     def templates(self, theta: FloatArray) -> list[FloatArray]:
         """The per-factor lower-triangular templates ``T`` (``T T' = Sigma``)."""
-        out, k = [], 0
-        for lay in self.layouts:
-            t = np.zeros((lay.n_terms, lay.n_terms))
-            t[lay.rows, lay.cols] = theta[k : k + lay.rows.size]
-            k += lay.rows.size
-            out.append(t)
-        return out
+        return split_templates(self.layouts, theta)
 
     def lam(self, theta: FloatArray) -> sp.csr_array:
         """The sparse block-diagonal ``Lambda`` (levels major, terms minor, as ``Z``'s columns)."""

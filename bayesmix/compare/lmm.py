@@ -30,7 +30,7 @@ from bayesmix.compare.lmm_deviance import (
     marginal_loglik,
     profiled_deviance,
 )
-from bayesmix.compare.lmm_inference import variance_inference
+from bayesmix.compare.lmm_inference import variance_inference, wald_table
 from bayesmix.spec.terms import Design
 
 __all__ = ["LMMResult", "ProfiledDeviance", "fit_lmm", "marginal_loglik", "profiled_deviance"]
@@ -108,20 +108,7 @@ class LMMResult:
 
     def table(self) -> pd.DataFrame:
         """Estimates, standard errors, Wald ``z`` and ``p`` (fixed effects only) and 95% intervals."""
-        z = pd.Series(np.nan, index=self.estimates.index)
-        fixed = list(self.fixed_names)
-        z[fixed] = self.estimates[fixed] / self.std_errors[fixed]
-        p = pd.Series(2.0 * st.norm.sf(np.abs(z.to_numpy())), index=z.index)
-        return pd.DataFrame(
-            {
-                "estimate": self.estimates,
-                "std_error": self.std_errors,
-                "z": z,
-                "p_value": p,
-                "ci_lower": self.conf_int["lower"],
-                "ci_upper": self.conf_int["upper"],
-            }
-        )
+        return wald_table(self.estimates, self.std_errors, self.conf_int, self.fixed_names)
 
 
 def _numeric_gradient(fun: ProfiledDeviance, x: FloatArray) -> FloatArray:

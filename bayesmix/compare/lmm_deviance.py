@@ -49,6 +49,17 @@ class _Layout:
     cols: IntArray
 
 
+def split_templates(layouts: list[_Layout], theta: FloatArray) -> list[FloatArray]:
+    """The per-factor lower-triangular templates ``T`` (``T T'`` = the factor's relative covariance)."""
+    out, k = [], 0
+    for lay in layouts:
+        t = np.zeros((lay.n_terms, lay.n_terms))
+        t[lay.rows, lay.cols] = theta[k : k + lay.rows.size]
+        k += lay.rows.size
+        out.append(t)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class PLSSolution:
     """The penalized least-squares solution at one ``theta`` (and ``beta``, if given).
@@ -179,13 +190,7 @@ class ProfiledDeviance:
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape != self.theta_start.shape:
             raise ValueError(f"theta has shape {theta.shape}, expected {self.theta_start.shape}")
-        out, k = [], 0
-        for lay in self.layouts:
-            t = np.zeros((lay.n_terms, lay.n_terms))
-            t[lay.rows, lay.cols] = theta[k : k + lay.rows.size]
-            k += lay.rows.size
-            out.append(t)
-        return out
+        return split_templates(self.layouts, theta)
 
     def _right_lambda(self, mat: FloatArray, templates: list[FloatArray]) -> FloatArray:
         """``mat @ Lambda`` for block-diagonal ``Lambda`` (``I_J kron T`` per factor), without forming it."""

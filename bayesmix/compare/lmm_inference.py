@@ -18,7 +18,28 @@ import scipy.stats as st
 
 from bayesmix.compare.lmm_deviance import ProfiledDeviance, relative_templates
 
-__all__ = ["variance_inference"]
+__all__ = ["variance_inference", "wald_table"]
+
+
+def wald_table(
+    estimates: pd.Series, std_errors: pd.Series, conf_int: pd.DataFrame, fixed_names: tuple[str, ...]
+) -> pd.DataFrame:
+    """The ML/REML table: estimate, SE, Wald ``z`` and ``p`` (fixed effects only), interval bounds."""
+    z = pd.Series(np.nan, index=estimates.index)
+    fixed = list(fixed_names)
+    z[fixed] = estimates[fixed] / std_errors[fixed]
+    p = pd.Series(2.0 * st.norm.sf(np.abs(z.to_numpy())), index=z.index)
+    return pd.DataFrame(
+        {
+            "estimate": estimates,
+            "std_error": std_errors,
+            "z": z,
+            "p_value": p,
+            "ci_lower": conf_int["lower"],
+            "ci_upper": conf_int["upper"],
+        }
+    )
+
 
 FloatArray = npt.NDArray[np.float64]
 
