@@ -266,3 +266,20 @@ def test_compare_poisson(poisson_fit: bx.Fit) -> None:
     assert np.isfinite(table[["estimate", "std_error", "ci_lower", "ci_upper", "diff_sd"]].to_numpy()).all()
     with pytest.raises(ValueError, match="statsmodels' MixedLM fits the gaussian family only"):
         poisson_fit.compare("statsmodels")
+
+
+def test_gaussian_with_known_covariance_is_exact_ml() -> None:
+    """A Gaussian model with K = I is the plain model: its ML fit (Laplace engine, exact) is the plain one.
+
+    REML is not available with a known covariance: asking for it is an error, not a silent plain fit.
+    """
+    sleep = bx.datasets.load("sleepstudy")
+    levels = sorted(sleep["Subject"].astype(str).unique())
+    K = pd.DataFrame(np.eye(len(levels)), index=levels, columns=levels)
+    with_k = bx.mixed("Reaction ~ Days + (1 | Subject)", sleep, covariances={"Subject": K})
+    plain = bx.mixed("Reaction ~ Days + (1 | Subject)", sleep)
+    fit = with_k.fit_ml()
+    assert fit.method == "ML"
+    np.testing.assert_allclose(fit.log_likelihood, plain.fit_ml(reml=False).log_likelihood, rtol=1e-8)
+    with pytest.raises(ValueError, match="REML with a known covariance"):
+        with_k.fit_ml(reml=True)

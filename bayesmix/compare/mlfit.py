@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..spec.families import Family
+from ..spec.families import Family, get_family
 from ..spec.terms import Design
 from .laplace import LaplaceResult, fit_laplace
 from .lmm import LMMResult, fit_lmm
@@ -37,7 +37,7 @@ class MLFit:
     def method(self) -> str:
         """``"REML"``, ``"ML"`` (exact, Gaussian) or ``"Laplace"`` (ML by the Laplace approximation)."""
         if isinstance(self.result, LaplaceResult):
-            return "Laplace"
+            return "ML" if self.result.family == "gaussian" else "Laplace"
         return "REML" if self.result.reml else "ML"
 
     @property
@@ -128,8 +128,10 @@ def fit_ml(design: Design, *, reml: bool | None = None, family: Family | None = 
     design
         The evaluated model.
     reml
-        ``None`` (default): REML for the Gaussian family, ML otherwise. ``True`` (REML) is
-        defined for the Gaussian family only; ``False`` asks for ML.
+        ``None`` (default): REML for the Gaussian family, ML otherwise (and for a Gaussian
+        model with a known covariance ``K``, whose ML fit goes through the Laplace engine,
+        exact for a Gaussian likelihood). ``True`` (REML) is defined for the Gaussian family
+        without ``K`` only; ``False`` asks for ML.
     family
         The family with its link (``model.spec.family_def``); ``None`` means Gaussian.
 
@@ -140,7 +142,16 @@ def fit_ml(design: Design, *, reml: bool | None = None, family: Family | None = 
     if reml is not None and not isinstance(reml, bool):
         raise TypeError(f"reml must be True, False or None, got {reml!r}")
     if family is None or family.name == "gaussian":
-        return MLFit(fit_lmm(design, reml=True if reml is None else reml))
+        known = [f.name for f in design.factors if f.covariance is not None]
+        if not known:
+            return MLFit(fit_lmm(design, reml=True if reml is None else reml))
+        if reml:
+            raise ValueError(
+                f"REML with a known covariance of the levels of {known} is not available; the ML fit "
+                "(reml=False, the default for such models) is exact for the gaussian family"
+            )
+        # The Laplace approximation is exact for a Gaussian likelihood: this is the ML fit.
+        return MLFit(fit_laplace(design, family if family is not None else get_family("gaussian")))
     if reml:
         raise ValueError(
             f"REML is defined for the gaussian family (the linear mixed model) only; this model's family "
