@@ -15,6 +15,7 @@ import pymc as pm
 from .build.mixtures import build_mixture_model
 from .build.model import build_model
 from .results.fit import Fit
+from .results.marginal import recover_random_effects
 from .results.mixture import MixtureFit
 from .sample import SampleSettings, run_nuts, run_nuts_from, shrink_for_tests
 from .spec.families import PointMass
@@ -120,6 +121,8 @@ class HierarchicalModel:
         )
         settings = shrink_for_tests(settings)
         idata, wall = run_nuts(self.pymc_model, settings)
+        if self.spec.marginalized:
+            idata = recover_random_effects(idata, self.design, settings.random_seed)
         return Fit(
             idata=idata, spec=self.spec, design=self.design, settings=settings, wall_time=wall, model=self
         )
@@ -164,6 +167,7 @@ def _make(
     centered: Centering,
     covariances: Mapping[str, object] | None,
     link: str | None,
+    marginalize: bool | None,
 ) -> HierarchicalModel:
     spec, design = specify(
         formula,
@@ -175,6 +179,7 @@ def _make(
         centered=centered,
         covariances=covariances,
         link=link,
+        marginalize=marginalize,
     )
     return HierarchicalModel(spec, design)
 
@@ -189,6 +194,7 @@ def hierarchical(
     centered: Centering = "auto",
     covariances: Mapping[str, object] | None = None,
     link: str | None = None,
+    marginalize: bool | None = None,
 ) -> HierarchicalModel:
     """A Bayesian hierarchical model from an lme4-style formula.
 
@@ -209,6 +215,13 @@ def hierarchical(
     link
         The link function when the family has several (``"probit"`` for bernoulli and
         binomial); default the family's first (``"logit"``).
+    marginalize
+        ``None`` (default): for a Gaussian model with one grouping factor, integrate the
+        random effects out exactly (per group, or jointly with a known ``K``), sample the
+        fixed effects and variance parameters, then draw the random effects from their exact
+        conditional posterior (:mod:`bayesmix.build.marginal`); other models sample them.
+        ``False``: always sample them. ``True``: integrate them out or raise.
+        ``model.spec.marginalization`` says which was done.
     priors
         Priors by public parameter name, e.g. ``{"Days": bx.priors.Normal(0, 10),
         "sd(Days|Subject)": bx.priors.HalfNormal(10), "corr(Subject)": bx.priors.LKJ(2)}``.
@@ -243,7 +256,9 @@ def hierarchical(
     >>> [f.name for f in model.design.factors], model.design.fixed_names
     (['Subject'], ('Intercept', 'Days'))
     """
-    return _make("hierarchical", formula, data, family, priors, missing, centered, covariances, link)
+    return _make(
+        "hierarchical", formula, data, family, priors, missing, centered, covariances, link, marginalize
+    )
 
 
 def mixed(
@@ -256,6 +271,7 @@ def mixed(
     centered: Centering = "auto",
     covariances: Mapping[str, object] | None = None,
     link: str | None = None,
+    marginalize: bool | None = None,
 ) -> HierarchicalModel:
     """The linear mixed model: :func:`hierarchical` with flat priors on the fixed effects.
 
@@ -271,7 +287,7 @@ def mixed(
     >>> model.spec.priors["Days"]
     Flat()
     """
-    return _make("mixed", formula, data, family, priors, missing, centered, covariances, link)
+    return _make("mixed", formula, data, family, priors, missing, centered, covariances, link, marginalize)
 
 
 # Class parameters of a mixture are strongly correlated (weights with means of overlapping

@@ -91,7 +91,7 @@ def test_marginal_posterior_mode_is_reml(sleep):
     of the integrated density also equals lme4's REML log-likelihood: REML *is* the likelihood
     with the fixed effects integrated out under a flat prior.
     """
-    model = bx.mixed("Reaction ~ Days + (Days | Subject)", sleep, centered=[])
+    model = bx.mixed("Reaction ~ Days + (Days | Subject)", sleep, centered=[], marginalize=False)
     log_marginal = _laplace_marginal(model)
     start = np.array([np.log(10.0), np.log(10.0), 0.0, np.log(10.0)])
     res = optimize.minimize(lambda t: -log_marginal(t), start, method="BFGS", options={"gtol": 1e-7})

@@ -30,7 +30,7 @@ def _likelihood(design, beta, re, sigma):
 
 
 def test_uncorrelated_model_exact(sleep):
-    model = bx.hierarchical("Reaction ~ Days + (Days || Subject)", sleep, centered=[])
+    model = bx.hierarchical("Reaction ~ Days + (Days || Subject)", sleep, centered=[], marginalize=False)
     rng = np.random.default_rng(3)
     v = _point(rng, model)
     pri = model.spec.priors
@@ -50,7 +50,7 @@ def test_uncorrelated_model_exact(sleep):
 
 def test_correlated_model_exact(sleep):
     """re = z L' with L = diag(sd) chol(R); the LKJ term is PyMC's own and is added as is."""
-    model = bx.mixed("Reaction ~ Days + (Days | Subject)", sleep, centered=[])
+    model = bx.mixed("Reaction ~ Days + (Days | Subject)", sleep, centered=[], marginalize=False)
     rng = np.random.default_rng(4)
     v = _point(rng, model)
     r = 0.3
@@ -80,8 +80,8 @@ def test_centered_equals_noncentered_after_jacobian(sleep):
     Both fixed effects (Intercept, Days) are also Subject terms, so the centered model centres each
     subject's coefficients on them and leaves them out of the fixed part of the mean.
     """
-    nc = bx.hierarchical("Reaction ~ Days + (Days | Subject)", sleep, centered=[])
-    c = bx.hierarchical("Reaction ~ Days + (Days | Subject)", sleep, centered=["Subject"])
+    nc = bx.hierarchical("Reaction ~ Days + (Days | Subject)", sleep, centered=[], marginalize=False)
+    c = bx.hierarchical("Reaction ~ Days + (Days | Subject)", sleep, centered=["Subject"], marginalize=False)
     rng = np.random.default_rng(5)
     v = _point(rng, nc)
     v["chol_corr_Subject"] = np.linalg.cholesky(np.array([[1.0, -0.2], [-0.2, 1.0]]))
@@ -108,7 +108,7 @@ def test_crossed_and_nested_exact(formula):
     }
     import pandas as pd
 
-    model = bx.mixed(formula, pd.DataFrame(df), centered=[])
+    model = bx.mixed(formula, pd.DataFrame(df), centered=[], marginalize=False)
     d = model.design
     v = {"beta": np.array([0.1, 0.5]), "sigma": np.array(0.9)}
     mu = d.X @ v["beta"]

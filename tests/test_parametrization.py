@@ -67,7 +67,7 @@ def _gaussian_intercept_ratio(df: pd.DataFrame) -> float:
 def test_many_rows_per_group_is_centered() -> None:
     """50 rows per group and a group SD of half the residual SD: the data dominate (ratio ~ 12)."""
     df = _frame(np.random.default_rng(1), n_groups=20, per_group=50)
-    model = bx.hierarchical("y ~ x + (1 | g)", df)
+    model = bx.hierarchical("y ~ x + (1 | g)", df, marginalize=False)
     choice = _choice(model, "g")
     np.testing.assert_allclose(choice.ratio, _gaussian_intercept_ratio(df), rtol=1e-8)
     assert choice.ratio >= THRESHOLD
@@ -89,7 +89,7 @@ def test_tiny_group_sd_is_noncentered() -> None:
     x = rng.normal(size=g.size)
     y = 1.0 + 0.3 * x + rng.normal(0, 0.05, 30)[g] + rng.normal(size=g.size)
     df = pd.DataFrame({"y": y, "x": x, "g": [f"g{k:02d}" for k in g]})
-    model = bx.hierarchical("y ~ x + (1 | g)", df)
+    model = bx.hierarchical("y ~ x + (1 | g)", df, marginalize=False)
     choice = _choice(model, "g")
     np.testing.assert_allclose(choice.ratio, _gaussian_intercept_ratio(df), rtol=1e-8, atol=1e-12)
     assert choice.ratio < THRESHOLD and not choice.centered and choice.source == "auto"
@@ -243,8 +243,9 @@ def test_auto_beats_noncentered_with_many_rows_per_group() -> None:
     x = rng.normal(size=g.size)
     y = 1.0 + 0.3 * x + rng.normal(0, 0.5, 25)[g] + rng.normal(size=g.size)
     df = pd.DataFrame({"y": y, "x": x, "g": [f"g{k:02d}" for k in g]})
-    auto = bx.hierarchical("y ~ x + (1 | g)", df)
-    fixed = bx.hierarchical("y ~ x + (1 | g)", df, centered=[])
+    # Both sample the random effects (a Gaussian model would otherwise integrate them out).
+    auto = bx.hierarchical("y ~ x + (1 | g)", df, marginalize=False)
+    fixed = bx.hierarchical("y ~ x + (1 | g)", df, centered=[], marginalize=False)
     assert (_choice(auto, "g").centered, _choice(auto, "g").source) == (True, "auto")
     settings = {"draws": 1000, "tune": 1000, "chains": 4, "random_seed": 1, "progressbar": False}
     fit_auto, fit_fixed = auto.fit(**settings), fixed.fit(**settings)

@@ -8,6 +8,7 @@ import pytensor.tensor as pt
 from ..spec.model import ModelSpec
 from ..spec.terms import Design
 from .families import family_dist
+from .marginal import build_marginal_model
 from .priors import prior_dist, vector_variable
 from .random_effects import absorbed_terms, add_factor, dims_of
 
@@ -41,6 +42,8 @@ def build_model(spec: ModelSpec, design: Design) -> pm.Model:
     the Gaussian; none for Poisson and Bernoulli); the observed response under its column
     name. The linear predictor is on the family's link scale.
     """
+    if spec.marginalized:
+        return build_marginal_model(spec, design, coords_of(design))
     with pm.Model(coords=coords_of(design)) as model:
         mu = pt.zeros(design.n_obs) if design.offset is None else pt.as_tensor(design.offset)
         absorbed = absorbed_terms(design, spec)

@@ -13,7 +13,7 @@ from ..spec.priors import LKJ
 from ..spec.terms import Design, GroupFactor
 from .priors import vector_variable
 
-__all__ = ["absorbed_terms", "add_factor", "dims_of"]
+__all__ = ["absorbed_terms", "add_factor", "cholesky_factor", "dims_of"]
 
 
 def dims_of(factor: GroupFactor) -> dict[str, str]:
@@ -26,7 +26,7 @@ def dims_of(factor: GroupFactor) -> dict[str, str]:
     }
 
 
-def _cholesky(factor: GroupFactor, spec: ModelSpec, sd: Any) -> Any:
+def cholesky_factor(factor: GroupFactor, spec: ModelSpec, sd: Any) -> Any:
     """Lower-triangular ``L`` with ``L L' = Sigma``: ``diag(sd)`` times the correlation factor."""
     q = factor.n_terms
     if not factor.correlated:
@@ -91,7 +91,7 @@ def add_factor(
     sd = vector_variable(
         f"sd_{factor.name}", [spec.priors[factor.sd_name(t)] for t in factor.terms], dims=dims["terms"]
     )
-    L = _cholesky(factor, spec, sd)
+    L = cholesky_factor(factor, spec, sd)
     re_dims = (dims["levels"], dims["terms"])
     name = f"re_{factor.name}"
     J, q = factor.n_levels, factor.n_terms

@@ -48,6 +48,11 @@ class ModelSpec:
     parametrization
         Per grouping factor: centered or not, the information ratio behind the choice and
         whether the user or the rule chose it (:mod:`bayesmix.spec.parametrization`).
+    marginalized
+        True when the random effects are integrated out of the sampled model
+        (:mod:`bayesmix.build.marginal`) and drawn afterwards from their exact conditional.
+    marginalization
+        Why the random effects are, or are not, integrated out (shown in reports).
     """
 
     formula: str
@@ -60,6 +65,8 @@ class ModelSpec:
     centered: frozenset[str] = field(default_factory=frozenset)
     link: str = ""
     parametrization: tuple[Choice, ...] = ()
+    marginalized: bool = False
+    marginalization: str = ""
 
     @property
     def family_def(self) -> Family:
@@ -179,6 +186,7 @@ def specify(
     centered: Centering = "auto",
     covariances: Mapping[str, object] | None = None,
     link: str | None = None,
+    marginalize: bool | None = None,
 ) -> tuple[ModelSpec, Design]:
     """Check everything the user gave and evaluate the design; nothing is compiled here."""
     fam = get_family(family).with_link(link)
@@ -203,6 +211,7 @@ def specify(
         fam.check_support(design.y, design.response_name)
     all_priors = _merge_priors(default_priors(design, flat_fixed=kind == "mixed", family=fam), priors)
     choices = choose(design, fam, centered)
+    marginalized, why = _marginalization(design, fam, marginalize)
     spec = ModelSpec(
         formula=formula,
         family=fam.name,
@@ -214,5 +223,32 @@ def specify(
         centered=frozenset(c.factor for c in choices if c.centered),
         link=fam.link,
         parametrization=choices,
+        marginalized=marginalized,
+        marginalization=why,
     )
     return spec, design
+
+
+def _marginalization(design: Design, family: Family, asked: bool | None) -> tuple[bool, str]:
+    """Whether to integrate the random effects out, and why (``asked=None``: whenever possible)."""
+    if asked is not None and not isinstance(asked, bool):
+        raise TypeError(f"marginalize must be True, False or None, got {asked!r}")
+    if family.name != "gaussian":
+        why = f"not integrated out: the {family.name} likelihood has no closed-form marginal"
+    elif len(design.factors) == 0:
+        why = "no random effects"
+    elif len(design.factors) > 1:
+        names = ", ".join(f.name for f in design.factors)
+        why = (
+            f"not integrated out: {len(design.factors)} grouping factors ({names}) cannot be blocked per "
+            "group, so the random effects are sampled"
+        )
+    elif asked is False:
+        return False, "sampled (marginalize=False)"
+    else:
+        factor = design.factors[0]
+        how = "jointly over the levels (known covariance K)" if factor.covariance is not None else "per group"
+        return True, f"integrated out exactly {how} and drawn after sampling from their conditional posterior"
+    if asked:
+        raise ValueError(f"marginalize=True is not possible for this model: random effects {why}")
+    return False, why
