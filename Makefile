@@ -4,9 +4,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BAMBI_VENV := .venv-bambi
+BAMBI_STAMP := $(BAMBI_VENV)/.installed
 export MPLBACKEND := Agg
 
-.PHONY: demo test lint typecheck pytest notebooks docs venv clean
+.PHONY: demo test lint typecheck pytest notebooks docs venv clean bench bench-env
 
 venv: $(STAMP)
 
@@ -43,4 +45,22 @@ test: lint typecheck pytest notebooks
 	BAYESMIX_FAST=1 $(VENV)/bin/sphinx-build -E -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) docs/_build .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BAMBI_VENV) docs/_build .cache .pytest_cache .mypy_cache .ruff_cache
+
+# The speed benchmark against bambi 0.21 (issue 5). bambi runs in its own environment,
+# with every package but formulae pinned to the versions in .venv.
+bench-env: $(BAMBI_STAMP)
+
+$(BAMBI_STAMP): $(STAMP) benchmarks/requirements-bambi.txt
+	@if [ ! -x $(BAMBI_VENV)/bin/python ]; then \
+		interp=$$(scripts/find-python.sh) || exit 1; \
+		"$$interp" -m venv $(BAMBI_VENV) || exit 1; \
+	fi
+	$(PY) -m pip freeze --exclude-editable | grep -viE '^(formulae|bayesmix)==' > $(BAMBI_VENV)/constraints.txt
+	$(BAMBI_VENV)/bin/python -m pip install --quiet -c $(BAMBI_VENV)/constraints.txt -r benchmarks/requirements-bambi.txt
+	touch $(BAMBI_STAMP)
+
+bench: $(STAMP) $(BAMBI_STAMP)
+	mkdir -p benchmarks/results
+	BAMBI_PYTHON=$(BAMBI_VENV)/bin/python $(PY) benchmarks/speed_vs_bambi.py --timeout 900 \
+		--out benchmarks/results/speed_vs_bambi.json --markdown benchmarks/results/speed_vs_bambi.md
