@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import special, stats
+from scipy import special
 
 import bayesmix as bx
+from tests.helpers import assert_recovered
 
 ALPHA = 0.01
 
@@ -197,17 +198,7 @@ def simulate(case: Case) -> pd.DataFrame:
 
 
 def _check(fit: bx.Fit, truth: dict[str, float]) -> None:
-    diag = fit.diagnostics()
-    assert diag.max_rhat <= 1.01 and diag.min_ess_bulk >= 400 and diag.divergences == 0, str(diag)
-    summary = fit.summary()
-    assert set(truth) == set(summary.index)  # every parameter checked, under its public name
-    z_crit = stats.norm.isf(ALPHA / (2 * len(truth)))
-    z = {
-        name: abs(summary.loc[name, "mean"] - value) / summary.loc[name, "sd"]
-        for name, value in truth.items()
-    }
-    worst = max(z, key=z.__getitem__)
-    assert z[worst] < z_crit, f"{worst}: |z| = {z[worst]:.2f} >= {z_crit:.2f}; all: {z}"
+    assert_recovered(fit, truth, alpha=ALPHA)
 
 
 @pytest.mark.slow

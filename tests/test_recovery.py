@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 import bayesmix as bx
+from tests.helpers import assert_recovered
 
 from .conftest import simulate_lmm
 
@@ -19,13 +19,7 @@ ALPHA = 0.01
 
 
 def _check(fit: bx.Fit, truth: dict[str, float]) -> None:
-    diag = fit.diagnostics()
-    assert diag.max_rhat <= 1.01 and diag.min_ess_bulk >= 400 and diag.divergences == 0, str(diag)
-    summary = fit.summary()
-    z_crit = stats.norm.isf(ALPHA / (2 * len(truth)))
-    z = {k: abs(summary.loc[k, "mean"] - v) / summary.loc[k, "sd"] for k, v in truth.items()}
-    worst = max(z, key=z.__getitem__)
-    assert z[worst] < z_crit, f"{worst}: |z| = {z[worst]:.2f} >= {z_crit:.2f}; all: {z}"
+    assert_recovered(fit, truth, alpha=ALPHA, every=False)
 
 
 @pytest.mark.slow

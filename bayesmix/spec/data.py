@@ -14,7 +14,7 @@ import pandas as pd
 from .formula import ParsedFormula
 from .terms import Design
 
-__all__ = ["DroppedRowsWarning", "check_design", "select_rows"]
+__all__ = ["DroppedRowsWarning", "check_design", "missing_values", "select_rows"]
 
 
 class DroppedRowsWarning(UserWarning):
@@ -24,6 +24,24 @@ class DroppedRowsWarning(UserWarning):
 def _labels(index: pd.Index, limit: int = 5) -> str:
     shown = ", ".join(repr(v) for v in index[:limit].tolist())
     return shown + (", ..." if len(index) > limit else "")
+
+
+def missing_values(data: pd.DataFrame, columns: list[str]) -> tuple[pd.Series, list[str]]:
+    """Rows with a missing or non-finite value in ``columns``, and one description per column hit.
+
+    Returns the boolean row mask and texts such as ``"'x': 3 rows (first labels 4, 9, 17)"``.
+    """
+    bad = pd.Series(False, index=data.index)
+    problems = []
+    for col in columns:
+        values = data[col]
+        flag = values.isna()
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            flag = flag | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if flag.any():
+            problems.append(f"{col!r}: {int(flag.sum())} rows (first labels {_labels(data.index[flag])})")
+            bad |= flag
+    return bad, problems
 
 
 def select_rows(
@@ -67,16 +85,7 @@ def select_rows(
             f"the response {parsed.response!r} must be numeric, but its dtype is {response.dtype}; "
             "convert it (e.g. with pd.to_numeric) or choose another column"
         )
-    bad = pd.Series(False, index=data.index)
-    problems = []
-    for col in needed:
-        values = data[col]
-        flag = values.isna()
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            flag = flag | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-        if flag.any():
-            problems.append(f"{col!r}: {int(flag.sum())} rows (first labels {_labels(data.index[flag])})")
-            bad |= flag
+    bad, problems = missing_values(data, needed)
     if not bad.any():
         return data, data.index[:0]
     what = "; ".join(problems)

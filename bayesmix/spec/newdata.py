@@ -18,6 +18,7 @@ from formulae.environment import Environment
 from formulae.matrices import DesignMatrices
 from formulae.terms.terms import Intercept, Model
 
+from .data import missing_values
 from .formula import NAMESPACE, ParsedFormula, _evaluate_factors, _expr_columns, _factor_codes, _split_offsets
 from .terms import Design, GroupFactor
 
@@ -114,15 +115,7 @@ def _check_new_columns(
             f"the new data lack the column(s) {absent} that the formula {parsed.text!r} uses (every "
             f"column but the response is needed{trials}); columns present: {list(map(str, data.columns))}"
         )
-    problems = []
-    for col in needed:
-        values = data[col]
-        flag = values.isna()
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            flag = flag | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-        if flag.any():
-            first = ", ".join(repr(v) for v in data.index[flag][:5].tolist())
-            problems.append(f"{col!r}: {int(flag.sum())} rows (first labels {first})")
+    _, problems = missing_values(data, needed)
     if problems:
         raise ValueError(
             f"missing or non-finite values in the new data: {'; '.join(problems)}. "
