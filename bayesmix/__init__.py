@@ -5,12 +5,13 @@
 >>> stamps = bx.fmm(3, "thickness ~ 1", bx.datasets.load("stamps"))
 """
 
-from . import datasets
+from . import datasets, plots
 from .api import HierarchicalModel, MixtureModel, compare_fits, compare_k, fmm, hierarchical, mixed
 from .compare.fmm import CloseMaximaWarning, MixtureMLFit
 from .compare.laplace import LaplaceFitWarning
 from .results.diagnostics import Diagnostics
 from .results.fit import Fit
+from .results.io import load
 from .results.mixture import MixtureFit
 from .spec import priors
 from .spec.data import DroppedRowsWarning
@@ -34,7 +35,9 @@ __all__ = [
     "datasets",
     "fmm",
     "hierarchical",
+    "load",
     "mixed",
+    "plots",
     "priors",
 ]
 __version__ = "0.1.0"

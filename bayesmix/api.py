@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -15,9 +16,10 @@ import pymc as pm
 from .build.mixtures import build_mixture_model
 from .build.model import build_model
 from .results.fit import Fit
-from .results.marginal import recover_random_effects
+from .results.marginal import recover_random_effects, with_original_rows
 from .results.mixture import MixtureFit
-from .sample import SampleSettings, run_nuts, run_nuts_from, shrink_for_tests
+from .sample import SampleSettings, check_seed, run_nuts, run_nuts_from, shrink_for_tests
+from .spec.aggregate import aggregate_binomial
 from .spec.families import PointMass
 from .spec.mixture import AUTO, MixtureDesign, MixtureSpec, order_key, specify_mixture
 from .spec.model import Centering, Kind, ModelSpec, specify
@@ -26,9 +28,13 @@ from .spec.terms import Design
 
 if TYPE_CHECKING:
     from .compare.fmm import MixtureMLFit
+    from .compare.meta import MetaFit
     from .compare.mlfit import MLFit
 
 __all__ = ["HierarchicalModel", "MixtureModel", "compare_fits", "compare_k", "fmm", "hierarchical", "mixed"]
+
+#: rows from which ``backend="auto"`` compiles a model that samples every parameter with JAX
+AUTO_JAX_ROWS = 10_000
 
 
 class HierarchicalModel:
@@ -44,13 +50,22 @@ class HierarchicalModel:
     design
         The evaluated design (response, fixed-effect columns, grouping factors).
     pymc_model
-        The ``pm.Model``; inspect it or extend it before calling :meth:`fit`.
+        The ``pm.Model``; inspect it or extend it before calling :meth:`fit`. For a
+        Bernoulli or binomial model whose rows share few distinct covariate values, it is
+        built on the summed rows (``aggregated``), which gives the same posterior.
+    aggregated
+        The summed rows the graph was built on (:mod:`bayesmix.spec.aggregate`), or None.
+    data
+        The data frame the model was built from, as given (rows dropped under
+        ``missing="drop"`` included); ``fit.save`` stores it so that ``bx.load`` can rebuild the model.
     """
 
-    def __init__(self, spec: ModelSpec, design: Design) -> None:
+    def __init__(self, spec: ModelSpec, design: Design, data: pd.DataFrame | None = None) -> None:
         self.spec = spec
         self.design = design
-        self.pymc_model: pm.Model = build_model(spec, design)
+        self.data = data
+        self.aggregated = None if spec.marginalized else aggregate_binomial(design, spec.family_def)
+        self.pymc_model: pm.Model = build_model(spec, design, self.aggregated)
 
     def __repr__(self) -> str:
         forms = {
@@ -90,6 +105,7 @@ class HierarchicalModel:
         sampler: str = "nutpie",
         target_accept: float = 0.8,
         progressbar: bool = True,
+        backend: str = "auto",
     ) -> Fit:
         """Sample the posterior with NUTS.
 
@@ -105,6 +121,12 @@ class HierarchicalModel:
             Target acceptance rate in (0, 1); raise it when there are divergences.
         progressbar
             Show the sampler's progress bar.
+        backend
+            nutpie's compiler: ``"numba"``, ``"jax"`` or ``"auto"`` (default): a compiled model
+            of the same structure from an earlier fit in this session if there is one (only
+            the data are swapped in), else JAX for models whose gradient is costly (random
+            effects integrated out, or 10,000 rows and more), else numba. The choice and the
+            compile time are recorded on the result (``Fit.backend``, ``Fit.compile_time``).
 
         Returns
         -------
@@ -118,17 +140,31 @@ class HierarchicalModel:
             sampler=sampler,
             target_accept=target_accept,
             progressbar=progressbar,
+            backend=backend,
         )
         settings = shrink_for_tests(settings)
-        idata, wall = run_nuts(self.pymc_model, settings)
+        idata, wall = run_nuts(self.pymc_model, settings, auto_backend=self._auto_backend())
         if self.spec.marginalized:
             idata = recover_random_effects(idata, self.design, settings.random_seed)
+        if self.aggregated is not None:
+            idata = with_original_rows(idata, self.design, self.aggregated)
         return Fit(
             idata=idata, spec=self.spec, design=self.design, settings=settings, wall_time=wall, model=self
         )
 
-    def fit_ml(self, *, reml: bool | None = None) -> MLFit:
-        """The frequentist fit of the same model: lme4's ``lmer`` or ``glmer``.
+    def _auto_backend(self) -> str:
+        """JAX where a gradient is costly, numba otherwise (measured: docs/benchmarks.md).
+
+        numba compiles in about 9 s and then evaluates a small model's gradient in
+        microseconds; JAX compiles in 1-3 s but each gradient costs about 60 us of calls
+        between nutpie and Python. Marginalized models (cost per gradient O(J q^3)) and
+        models of 10,000 rows or more are faster under JAX from a cold start.
+        """
+        rows = self.design.n_obs if self.aggregated is None else self.aggregated.design.n_obs
+        return "jax" if self.spec.marginalized or rows >= AUTO_JAX_ROWS else "numba"
+
+    def fit_ml(self, *, reml: bool | None = None, method: str | None = None) -> MLFit | MetaFit:
+        """The frequentist fit of the same model: lme4's ``lmer`` or ``glmer``, metafor's ``rma``.
 
         Parameters
         ----------
@@ -137,12 +173,20 @@ class HierarchicalModel:
             likelihood for every other family. ``False``: maximum likelihood.
             ``True``: REML, which is defined for the Gaussian family only (a ``ValueError``
             for any other family).
+        method
+            Models with known standard errors (``y | se(s) ~ ... + (1 | study)``) only: the
+            estimator of ``tau^2``, ``"REML"`` (default), ``"ML"`` or ``"DL"``
+            (DerSimonian-Laird); give ``reml=`` or ``method=``, not both. A ``ValueError``
+            for any other model.
 
         Returns
         -------
-        MLFit
+        MLFit or MetaFit
             Estimates, standard errors and intervals under the public parameter names,
             ``log_likelihood``, ``aic``, ``bic``, conditional modes (``random_effects()``).
+            A model with known standard errors gets the random-effects meta-analysis
+            (:class:`~bayesmix.compare.meta.MetaFit`: pooled effect or meta-regression
+            coefficients, ``tau^2`` with its SE, Cochran's Q, ``I^2``, ``H^2``).
 
         Notes
         -----
@@ -150,11 +194,11 @@ class HierarchicalModel:
         (restricted) log-likelihood is maximized; see :mod:`bayesmix.compare.lmm`. Other
         families: the log-likelihood is the Laplace approximation at the conditional modes
         (lme4's ``glmer`` with ``nAGQ = 1``), maximized over all parameters; see
-        :mod:`bayesmix.compare.laplace`.
+        :mod:`bayesmix.compare.laplace`. Known standard errors: see :mod:`bayesmix.compare.meta`.
         """
         from .compare.mlfit import fit_ml  # the compare layer sits to the right of the model
 
-        return fit_ml(self.design, reml=reml, family=self.spec.family_def)
+        return fit_ml(self.design, reml=reml, family=self.spec.family_def, method=method)
 
 
 def _make(
@@ -181,7 +225,7 @@ def _make(
         link=link,
         marginalize=marginalize,
     )
-    return HierarchicalModel(spec, design)
+    return HierarchicalModel(spec, design, data)
 
 
 def hierarchical(
@@ -310,11 +354,15 @@ class MixtureModel:
         The evaluated data (response, component and class designs).
     pymc_model
         The ``pm.Model`` with the class indicator summed out.
+    data
+        The data frame the model was built from, as given (dropped rows included); ``fit.save``
+        stores it so that ``bx.load`` can rebuild the model.
     """
 
-    def __init__(self, spec: MixtureSpec, design: MixtureDesign) -> None:
+    def __init__(self, spec: MixtureSpec, design: MixtureDesign, data: pd.DataFrame | None = None) -> None:
         self.spec = spec
         self.design = design
+        self.data = data
         self.pymc_model: pm.Model = build_mixture_model(spec, design)
         self._ml: dict[tuple[int, int, int | None, float], MixtureMLFit] = {}
 
@@ -354,6 +402,8 @@ class MixtureModel:
         """
         from .compare.fmm import fit_mixture_ml  # the compare layer sits to the right of the model
 
+        check_seed(random_seed)
+        _check_nonnegative("warn_within", warn_within)
         key = (n_starts, em_iterations, random_seed, warn_within)
         if key not in self._ml:
             self._ml[key] = fit_mixture_ml(
@@ -376,6 +426,7 @@ class MixtureModel:
         sampler: str = "nutpie",
         target_accept: float = 0.8,
         progressbar: bool = True,
+        backend: str = "auto",
         init: str = "modes",
         start_window: float = 3.0,
         ml: MixtureMLFit | None = None,
@@ -384,8 +435,8 @@ class MixtureModel:
 
         Parameters
         ----------
-        draws, tune, chains, random_seed, sampler, target_accept, progressbar
-            As for :meth:`HierarchicalModel.fit`.
+        draws, tune, chains, random_seed, sampler, target_accept, progressbar, backend
+            As for :meth:`HierarchicalModel.fit` (``"auto"``: JAX from 10,000 rows, else numba).
         init
             ``"modes"`` (default): chains spread over the distinct likelihood maxima within
             ``start_window`` log-likelihood units of the best, so that a multimodal posterior
@@ -404,6 +455,11 @@ class MixtureModel:
         """
         if init not in ("modes", "ml", "prior"):
             raise ValueError(f"init must be 'modes', 'ml' or 'prior', got {init!r}")
+        _check_nonnegative("start_window", start_window)
+        from .compare.fmm import MixtureMLFit  # the compare layer sits to the right of the model
+
+        if ml is not None and not isinstance(ml, MixtureMLFit):
+            raise TypeError(f"ml= must be the result of this model's fit_ml(), got {type(ml).__name__}")
         settings = shrink_for_tests(
             SampleSettings(
                 draws=draws,
@@ -413,15 +469,17 @@ class MixtureModel:
                 sampler=sampler,
                 target_accept=target_accept,
                 progressbar=progressbar,
+                backend=backend,
             )
         )
+        auto = "jax" if self.design.n_obs >= AUTO_JAX_ROWS else "numba"
         if ml is not None and ml.spec is not self.spec:
             raise ValueError("ml= must be a fit_ml() result of this model (its spec differs)")
         start = time.perf_counter()
         ml = ml if ml is not None else self.fit_ml()
         starts: tuple[float, ...] = ()
         if init == "prior":
-            idata, _ = run_nuts(self.pymc_model, settings, nutpie_options=_MIXTURE_NUTPIE)
+            idata, _ = run_nuts(self.pymc_model, settings, nutpie_options=_MIXTURE_NUTPIE, auto_backend=auto)
         else:
             maxima = ml.local_maxima if init == "modes" else (ml,)
             points = [
@@ -436,7 +494,7 @@ class MixtureModel:
                     "another order_by, or fewer classes"
                 )
             idata, _, chain_starts = run_nuts_from(
-                self.pymc_model, settings, [p for _, p in points], _MIXTURE_NUTPIE
+                self.pymc_model, settings, [p for _, p in points], _MIXTURE_NUTPIE, auto
             )
             starts = tuple(points[i][0] for i in chain_starts)
         return MixtureFit(
@@ -449,6 +507,14 @@ class MixtureModel:
             ml=ml,
             starts=starts,
         )
+
+
+def _check_nonnegative(name: str, value: object) -> None:
+    """A log-likelihood window: a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of log-likelihood units (>= 0), got {value!r}")
+    if not (np.isfinite(float(value)) and float(value) >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0 (log-likelihood units), got {value!r}")
 
 
 def _initvals(spec: MixtureSpec, ml: MixtureMLFit) -> dict[str, np.ndarray] | None:
@@ -531,7 +597,7 @@ def fmm(
         missing=missing,
         trials=trials,
     )
-    return MixtureModel(spec, design)
+    return MixtureModel(spec, design, data)
 
 
 def compare_k(
@@ -619,9 +685,12 @@ def compare_fits(fits: Mapping[str, Fit | MixtureFit]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per fit, best first: ``rank``, ``elpd``, ``p``, ``elpd_diff`` (from the best fit),
-        ``weight`` (stacking), ``se``, ``dse`` (standard error of the paired difference from the
-        best fit), ``warning`` (a Pareto k above the reliability threshold) and the scale.
+        One row per fit, best first, as arviz-stats' ``compare`` returns it: ``rank``, ``elpd``,
+        ``p``, ``elpd_diff`` (from the best fit), ``weight`` (stacking), ``se``, ``dse``
+        (standard error of the paired difference from the best fit), ``p_worse`` (the
+        probability that the fit predicts worse than the best), ``diag_diff`` and ``diag_elpd``
+        (diagnostic messages on the difference and on the fit's PSIS-LOO, e.g. a Pareto k above
+        the reliability threshold) and the scale.
 
     Raises
     ------

@@ -10,7 +10,9 @@ Usage, from the repository root::
 Cases (data simulated once per case with a fixed seed, the same arrays for both peers):
 
 * ``lmm-10k``, ``lmm-100k``, ``lmm-1m``: ``y ~ x + (x | g)``, n/J = 10k/100, 100k/1,000,
-  1M/10k, balanced groups; ``y = b0 + b1 x + u0[g] + u1[g] x + eps`` with a correlated
+  1M/10k, balanced groups; ``lmm-1m-100g``: the same at n/J = 1M/100 (the rows of
+  ``lmm-1m`` with the groups of ``lmm-10k``: what the number of rows alone costs);
+  ``y = b0 + b1 x + u0[g] + u1[g] x + eps`` with a correlated
   random intercept and slope (``TRUTH`` below);
 * ``poisson-100k``: ``y ~ x + (1 | g)``, Poisson with log link, n/J = 100k/1,000;
 * ``stamps``: ``bx.fmm(3, "thickness ~ 1", stamps)``, the 3-class normal mixture.
@@ -104,6 +106,7 @@ CASES = {
         Case(name="lmm-10k", family="gaussian", n=10_000, groups=100),
         Case(name="lmm-100k", family="gaussian", n=100_000, groups=1_000),
         Case(name="lmm-1m", family="gaussian", n=1_000_000, groups=10_000),
+        Case(name="lmm-1m-100g", family="gaussian", n=1_000_000, groups=100),
         Case(name="poisson-100k", family="poisson", n=100_000, groups=1_000),
         Case(name="stamps", family="stamps", n=485, groups=0),
     )
@@ -192,7 +195,13 @@ def fit_bayesmix(case: Case, data: Path, settings: dict[str, Any]) -> dict[str, 
     posterior = fit.posterior
     effects = posterior[[v for v in posterior.data_vars if str(v).startswith("re_")]]
     out = diagnostics(fit.draws(), effects, fit.idata["sample_stats"].to_dataset())
-    return {"total_s": total, "sampling_s": fit.sampling_time, **out}
+    return {
+        "total_s": total,
+        "sampling_s": fit.sampling_time,
+        "backend": fit.backend,
+        "compile_s": fit.compile_time,
+        **out,
+    }
 
 
 def fit_bambi(case: Case, data: Path, settings: dict[str, Any]) -> dict[str, Any]:
@@ -265,6 +274,14 @@ def run_case(case: Case, args: argparse.Namespace, tmp: Path) -> list[dict[str, 
         if peer == "bambi" and case.family == "stamps":
             rows.append({**base, "status": NO_MIXTURE})
             continue
+        if peer == "bambi" and (need := dense_design_gib(case)) > (have := machine()["memory_gib"] or 0.0):
+            rows.append(
+                {
+                    **base,
+                    "status": f"not run: its dense design needs {need:.1f} GiB, the machine has {have} GiB",
+                }
+            )
+            continue
         print(f"[{case.name}] {peer} ...", file=sys.stderr, flush=True)
         row = {**base, **run_worker(peer, case, data, args, tmp)}
         if row["status"] == "ok":
@@ -279,6 +296,12 @@ def run_case(case: Case, args: argparse.Namespace, tmp: Path) -> list[dict[str, 
             if r["peer"] == "bayesmix":
                 r["ratio_vs_bambi"] = rates["bayesmix"] / rates["bambi"]
     return rows
+
+
+def dense_design_gib(case: Case) -> float:
+    """Memory of bambi 0.21's dense random-effect design: n rows x (J groups x terms) float64."""
+    terms = 2 if case.family == "gaussian" else 1  # (x | g) or (1 | g)
+    return case.n * case.groups * terms * 8 / 2**30
 
 
 def machine() -> dict[str, Any]:
@@ -323,6 +346,8 @@ HEAD = (
     "divergences",
     "min ESS/s",
     "bayesmix / bambi",
+    "backend",
+    "compile (s)",
 )
 
 
@@ -347,6 +372,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             str(r["divergences"]),
             _fmt(r["min_ess_per_s"], ".1f"),
             "" if ratio is None else f"{ratio:,.1f}x",
+            r.get("backend") or "",
+            _fmt(r.get("compile_s"), ".1f"),
         ]
         lines.append("| " + " | ".join([*size, *cells]) + " |")
     return "\n".join(lines)

@@ -157,7 +157,8 @@ def test_unknown_centered_factor(df):
 
 
 def test_dataset_unknown():
-    with pytest.raises(ValueError, match="unknown data set 'sleep'; available: sleepstudy, stamps"):
+    available = "eight_schools, sleepstudy, stamps"
+    with pytest.raises(ValueError, match=f"unknown data set 'sleep'; available: {available}"):
         bx.datasets.load("sleep")
 
 

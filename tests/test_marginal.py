@@ -52,7 +52,8 @@ def test_marginal_loglik_equals_dense_normal(case: str) -> None:
     df = _frame(seed=sorted(CASES).index(case))
     levels = sorted(df["g"].unique())
     covariances = {"g": _kinship(levels)} if with_k else None
-    model = bx.mixed(formula, df, covariances=covariances)
+    # with K the default samples the random effects (slower marginal); ask for it explicitly
+    model = bx.mixed(formula, df, covariances=covariances, marginalize=True if with_k else None)
     assert model.spec.marginalized
     design, (factor,) = model.design, model.design.factors
     beta, sigma = np.array([0.9, 0.4]), 0.7
@@ -86,7 +87,8 @@ def test_recovered_effects_follow_their_conditional() -> None:
     Sigma = np.array([[0.8, 0.1], [0.1, 0.3]])
     cov = np.broadcast_to(Sigma, (S, 2, 2)).copy()
     sigma = np.full(S, 0.7)
-    draws = _draw_block(stats_, factor, beta, cov, sigma, np.random.default_rng(3))  # (S, J, q)
+    draws = np.empty((S, factor.n_levels, factor.n_terms))
+    _draw_block(stats_, factor, beta, cov, sigma, np.random.default_rng(3), draws, np.empty_like(draws))
     M = np.linalg.inv(Sigma)[None] + stats_.ZtZ / 0.7**2
     c = (stats_.Zty - stats_.ZtX @ np.array([0.9, 0.4])) / 0.7**2
     mean = np.linalg.solve(M, c[..., None])[..., 0]
@@ -141,6 +143,9 @@ def test_which_models_are_marginalized() -> None:
     full = bx.hierarchical("y ~ x + (x | g)", df, marginalize=False)
     assert not full.spec.marginalized and full.spec.marginalization == "sampled (marginalize=False)"
     assert not bx.hierarchical("c ~ x + (1 | g)", df, family="bernoulli").spec.marginalized
+    levels = sorted(df["g"].astype(str).unique())
+    known = bx.hierarchical("y ~ x + (1 | g)", df, covariances={"g": _kinship(levels)})
+    assert not known.spec.marginalized and "known covariance K" in known.spec.marginalization
     with pytest.raises(ValueError, match=r"marginalize=True is not possible.*bernoulli"):
         bx.hierarchical("c ~ x + (1 | g)", df, family="bernoulli", marginalize=True)
     with pytest.raises(TypeError, match="marginalize must be True, False or None"):

@@ -25,6 +25,14 @@ b) = K \otimes \Sigma` couples the levels: :math:`M = K^{-1} \otimes \Sigma^{-1}
 \operatorname{blockdiag}(Z_j'Z_j)/\sigma^2` is one :math:`Jq \times Jq` matrix and
 :math:`J\log|\Sigma|` becomes :math:`q \log|K| + J \log|\Sigma|`.
 
+With known standard deviations :math:`s_i` of the rows (``y | se(s)``, meta-analysis) the
+residual covariance is :math:`S = \operatorname{diag}(s_i^2)` instead of :math:`\sigma^2 I`.
+Every row divided by its :math:`s_i` (:math:`\tilde y = y/s`, :math:`\tilde X = X/s`,
+:math:`\tilde Z = Z/s`) has unit residual variance, so the same formula holds with the
+weighted sums :math:`Z_j'WZ_j, Z_j'WX_j, Z_j'Wy_j, X'WX, X'Wy, y'Wy`
+(:math:`W = S^{-1}`), :math:`\sigma = 1`, and :math:`N \log\sigma^2` replaced by
+:math:`\log|S| = \sum_i \log s_i^2` (:attr:`SufficientStatistics.log_det_noise`).
+
 Given :math:`(\beta, \Sigma, \sigma)` the random effects are Gaussian,
 :math:`b \sim N(M^{-1} c, M^{-1})`; :func:`bayesmix.results.marginal.recover_random_effects`
 draws them after sampling, one draw per posterior draw.
@@ -57,7 +65,11 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class SufficientStatistics:
-    """Per-group and global sums of a Gaussian model with one grouping factor."""
+    """Per-group and global sums of a Gaussian model with one grouping factor.
+
+    With known SDs (``design.known_sd``) the sums are weighted by ``1 / s_i^2`` and
+    ``log_det_noise`` is ``sum_i log s_i^2``; otherwise it is None (the residual SD is a parameter).
+    """
 
     n: int
     yty: float
@@ -66,6 +78,22 @@ class SufficientStatistics:
     ZtZ: FloatArray  # (J, q, q)
     ZtX: FloatArray  # (J, q, p)
     Zty: FloatArray  # (J, q)
+    log_det_noise: float | None = None
+
+    def as_data(self, with_block: bool = False) -> dict[str, Any]:
+        """The sums as ``pm.Data`` (inside a model context) named ``data__<field>``.
+
+        Data in shared variables, not constants, let a later fit of the same structure reuse
+        the compiled model with its own sums (:mod:`bayesmix.compiled`). ``with_block`` adds
+        :meth:`block_diagonal` (the known-covariance path).
+        """
+        out: dict[str, Any] = {
+            name: pm.Data(f"data__{name}", np.asarray(getattr(self, name), dtype=float))
+            for name in ("yty", "Xty", "XtX", "ZtZ", "ZtX", "Zty")
+        }
+        if with_block:
+            out["block"] = pm.Data("data__block", self.block_diagonal())
+        return out
 
     def block_diagonal(self) -> FloatArray:
         """``blockdiag(Z_j'Z_j)``, ``(Jq, Jq)``, level-major (for a known covariance ``K``)."""
@@ -77,10 +105,18 @@ class SufficientStatistics:
 
     @classmethod
     def of(cls, design: Design) -> SufficientStatistics:
-        """One pass over the rows (``bincount`` per entry); the offset is taken off ``y`` first."""
+        """One pass over the rows (``bincount`` per entry); the offset is taken off ``y`` first.
+
+        With known SDs every row is divided by its SD first, which makes the sums the weighted ones.
+        """
         (factor,) = design.factors
         y = design.y if design.offset is None else design.y - design.offset
         X, Z, idx, J = design.X, factor.values, factor.index, factor.n_levels
+        log_det_noise = None
+        if design.known_sd is not None:
+            scale = 1.0 / design.known_sd
+            y, X, Z = y * scale, X * scale[:, None], Z * scale[:, None]
+            log_det_noise = float(np.sum(2.0 * np.log(design.known_sd)))
         q, p = Z.shape[1], X.shape[1]
 
         def per_group(values: FloatArray) -> FloatArray:
@@ -95,7 +131,16 @@ class SufficientStatistics:
             for k in range(p):
                 ZtX[:, t, k] = per_group(Z[:, t] * X[:, k])
         Zty = np.stack([per_group(Z[:, t] * y) for t in range(q)], axis=1)
-        return cls(n=int(y.size), yty=float(y @ y), Xty=X.T @ y, XtX=X.T @ X, ZtZ=ZtZ, ZtX=ZtX, Zty=Zty)
+        return cls(
+            n=int(y.size),
+            yty=float(y @ y),
+            Xty=X.T @ y,
+            XtX=X.T @ X,
+            ZtZ=ZtZ,
+            ZtX=ZtX,
+            Zty=Zty,
+            log_det_noise=log_det_noise,
+        )
 
 
 def cholesky_entries(A: list[list[Any]], sqrt: Any = pt.sqrt) -> list[list[Any]]:
@@ -140,18 +185,38 @@ def inverse_from_cholesky(L: list[list[Any]]) -> list[list[Any]]:
     return [[sum(columns[a][k] * columns[b][k] for k in range(q)) for b in range(q)] for a in range(q)]
 
 
-def marginal_loglik(stats: SufficientStatistics, factor: GroupFactor, beta: Any, L: Any, sigma: Any) -> Any:
-    """The log-likelihood above as a PyTensor scalar; ``L`` is the lower Cholesky factor of ``Sigma``."""
+def marginal_loglik(
+    stats: SufficientStatistics,
+    factor: GroupFactor,
+    beta: Any,
+    L: Any,
+    sigma: Any,
+    data: dict[str, Any] | None = None,
+) -> Any:
+    """The log-likelihood above as a PyTensor scalar; ``L`` is the lower Cholesky factor of ``Sigma``.
+
+    ``data``: the sums as tensors (:meth:`SufficientStatistics.as_data`); by default they
+    enter the graph as constants. ``sigma`` is None for known SDs (``stats`` then holds the
+    weighted sums and ``log_det_noise``).
+    """
     J, q = stats.ZtZ.shape[0], stats.ZtZ.shape[1]
-    s2 = sigma**2
-    rr = stats.yty - 2.0 * pt.dot(stats.Xty, beta) + pt.dot(beta, pt.dot(stats.XtX, beta))
-    Zr = stats.Zty - pt.dot(stats.ZtX, beta)  # (J, q)
+    if data is None:
+        data = {name: getattr(stats, name) for name in ("yty", "Xty", "XtX", "ZtZ", "ZtX", "Zty")}
+    if sigma is None:
+        if stats.log_det_noise is None:
+            raise ValueError("sigma is None, but the sums were not weighted by known SDs")
+        s2, log_det_noise = 1.0, stats.log_det_noise
+    else:
+        s2 = sigma**2
+        log_det_noise = stats.n * pt.log(s2)
+    rr = data["yty"] - 2.0 * pt.dot(data["Xty"], beta) + pt.dot(beta, pt.dot(data["XtX"], beta))
+    Zr = data["Zty"] - pt.dot(data["ZtX"], beta)  # (J, q)
     log_det_sigma = 2.0 * sum(pt.log(L[i, i]) for i in range(q))
     sigma_inv = inverse_from_cholesky([[L[i, j] for j in range(q)] for i in range(q)])
     if factor.covariance is not None:
         K_inv = np.linalg.inv(factor.covariance)
         log_det_K = float(np.linalg.slogdet(factor.covariance)[1])
-        block = stats.block_diagonal()
+        block = data["block"] if "block" in data else stats.block_diagonal()
         S_inv = pt.stack([pt.stack(row) for row in sigma_inv])
         M = pt.linalg.kron(pt.as_tensor(K_inv), S_inv) + block / s2
         L_M = pt.linalg.cholesky(M)
@@ -160,21 +225,22 @@ def marginal_loglik(stats: SufficientStatistics, factor: GroupFactor, beta: Any,
         log_det_M = 2.0 * pt.sum(pt.log(pt.diagonal(L_M)))
         log_det_prior = q * log_det_K + J * log_det_sigma
     else:
-        M = [[sigma_inv[a][b] + stats.ZtZ[:, a, b] / s2 for b in range(q)] for a in range(q)]  # (J,) each
+        M = [[sigma_inv[a][b] + data["ZtZ"][:, a, b] / s2 for b in range(q)] for a in range(q)]  # (J,) each
         L_M = cholesky_entries(M)
         w = forward_solve(L_M, [Zr[:, a] / s2 for a in range(q)])
         quad = sum(pt.sum(w_a**2) for w_a in w)
         log_det_M = 2.0 * sum(pt.sum(pt.log(L_M[a][a])) for a in range(q))
         log_det_prior = J * log_det_sigma
     n = stats.n
-    return -0.5 * (n * np.log(2 * np.pi) + n * pt.log(s2) + log_det_prior + log_det_M + rr / s2 - quad)
+    return -0.5 * (n * np.log(2 * np.pi) + log_det_noise + log_det_prior + log_det_M + rr / s2 - quad)
 
 
 def build_marginal_model(spec: ModelSpec, design: Design, coords: dict[str, list[str]]) -> pm.Model:
     """The Gaussian model of one grouping factor with its random effects integrated out.
 
     Variables: ``beta``, ``sd_g``, ``chol_corr_g``/``corr_g`` (correlated block) and
-    ``sigma``, as in the full model; the likelihood is the potential ``{response}_marginal``.
+    ``sigma`` (absent with known SDs), as in the full model; the likelihood is the potential
+    ``{response}_marginal``.
     ``re_g`` is added to the posterior after sampling (:mod:`bayesmix.results.marginal`).
     """
     (factor,) = design.factors
@@ -191,7 +257,10 @@ def build_marginal_model(spec: ModelSpec, design: Design, coords: dict[str, list
             dims=dims_of(factor)["terms"],
         )
         L = cholesky_factor(factor, spec, sd)
-        cls, kwargs = prior_dist(spec.priors["sigma"])
-        sigma = cls("sigma", **kwargs)
-        pm.Potential(f"{design.response_name}_marginal", marginal_loglik(stats, factor, beta, L, sigma))
+        sigma = None
+        if design.known_sd is None:
+            cls, kwargs = prior_dist(spec.priors["sigma"])
+            sigma = cls("sigma", **kwargs)
+        data = stats.as_data(with_block=factor.covariance is not None)
+        pm.Potential(f"{design.response_name}_marginal", marginal_loglik(stats, factor, beta, L, sigma, data))
     return model

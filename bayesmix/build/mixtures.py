@@ -15,7 +15,8 @@ likelihood.
 Graph variables: ``beta`` (dims ``component, coef``), one vector per auxiliary
 parameter (``sigma``, dims ``sigma__class``; ``nu``, ``alpha``, ``phi`` alike),
 ``gamma`` (dims ``class_logit, class_coef``), ``class_prob`` (dims ``class``, only
-without class covariates) and the response under its column name.
+without class covariates), the potential ``class_prior`` (only with a Dirichlet prior on
+the class probabilities, whose log-density it holds) and the response under its column name.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from pymc.logprob.transforms import Transform
 
 from ..spec.families import PointMass
 from ..spec.mixture import MixtureDesign, MixtureSpec
-from ..spec.priors import Prior
+from ..spec.priors import Dirichlet, Flat, Prior
 from .families import family_logp
-from .priors import prior_dist
+from .priors import dirichlet_logit_logp, prior_dist
 
 __all__ = ["OrderedRows", "build_mixture_model", "coords_of", "joint_logp"]
 
@@ -218,8 +219,14 @@ def build_mixture_model(spec: MixtureSpec, design: MixtureDesign) -> pm.Model:
             aux[name] = _variable(name, [[p[0] for p in priors]], (f"{name}__class",), transform, init)
         gamma = pt.zeros((0, len(design.class_coef_names)))
         if spec.k > 1:
+            # A Dirichlet on the class probabilities ("class") is one joint prior on the logits:
+            # flat logits plus its log-density with the Jacobian (build.priors.dirichlet_logit_logp).
+            dirichlet = spec.priors.get("class")
             priors = [
-                [spec.priors[f"class[{labels[j]}]:{c}"] for c in design.class_coef_names]
+                [
+                    spec.priors[f"class[{labels[j]}]:{c}"] if dirichlet is None else Flat()
+                    for c in design.class_coef_names
+                ]
                 for j in range(1, spec.k)
             ]
             transform, init = None, None
@@ -230,6 +237,8 @@ def build_mixture_model(spec: MixtureSpec, design: MixtureDesign) -> pm.Model:
                 init = np.zeros((spec.k - 1, len(design.class_coef_names)))
                 init[:, column] = np.linspace(0.5, 1.5, spec.k - 1)
             gamma = _variable("gamma", priors, ("class_logit", "class_coef"), transform, init)
+            if isinstance(dirichlet, Dirichlet):
+                pm.Potential("class_prior", dirichlet_logit_logp(dirichlet, gamma[:, 0], spec.k))
             if design.class_coef_names == ("Intercept",):
                 pm.Deterministic(
                     "class_prob", pt.special.softmax(pt.concatenate([pt.zeros(1), gamma[:, 0]])), dims="class"

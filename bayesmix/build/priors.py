@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from scipy.special import gammaln
 
 from ..spec import priors as bp
 
-__all__ = ["prior_dist", "vector_variable"]
+__all__ = ["dirichlet_logit_logp", "prior_dist", "vector_variable"]
 
 
 @singledispatch
@@ -69,6 +70,39 @@ def _(p: bp.Gamma) -> tuple[Any, dict[str, float]]:
 @prior_dist.register
 def _(p: bp.Exponential) -> tuple[Any, dict[str, float]]:
     return pm.Exponential, {"lam": p.lam}
+
+
+@prior_dist.register
+def _(p: bp.Beta) -> tuple[Any, dict[str, float]]:
+    return pm.Beta, {"alpha": p.alpha, "beta": p.beta}
+
+
+@prior_dist.register
+def _(p: bp.Dirichlet) -> tuple[Any, dict[str, float]]:
+    # Only the symmetric form maps to one PyMC distribution without knowing k; bayesmix applies a
+    # Dirichlet to a mixture's class logits through dirichlet_logit_logp (with the Jacobian).
+    raise TypeError(
+        f"{p.describe()} is the prior of a mixture's class probabilities (key 'class'); it has no "
+        "PyMC distribution of its own here: see bayesmix.build.priors.dirichlet_logit_logp"
+    )
+
+
+def dirichlet_logit_logp(prior: bp.Dirichlet, logits: Any, k: int) -> Any:
+    r"""Log-density of the ``k - 1`` class logits ``gamma`` when ``softmax(0, gamma) ~ Dirichlet``.
+
+    Notes
+    -----
+    With :math:`\pi = \operatorname{softmax}(0, \gamma)`, the Jacobian of
+    :math:`\gamma \mapsto (\pi_2, \dots, \pi_k)` is
+    :math:`\det(\operatorname{diag}(p) - p p') = \prod_{i=1}^k \pi_i` (matrix determinant
+    lemma, :math:`p = (\pi_2, \dots, \pi_k)`), so
+    :math:`\log p(\gamma) = \log\Gamma(\sum\alpha_i) - \sum \log\Gamma(\alpha_i) + \sum \alpha_i \log\pi_i`.
+    """
+    alpha = np.asarray(prior.concentrations(k), dtype=float)
+    full = pt.concatenate([pt.zeros(1), logits])
+    log_pi = full - pt.logsumexp(full)
+    norm = float(gammaln(alpha.sum()) - gammaln(alpha).sum())
+    return norm + pt.sum(pt.as_tensor(alpha) * log_pi)
 
 
 def vector_variable(name: str, priors: Sequence[bp.Prior], dims: str) -> Any:

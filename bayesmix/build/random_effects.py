@@ -111,4 +111,6 @@ def add_factor(
             flat = pm.MvNormal(f"coef_{factor.name}__vec", mu=pt.tile(m, J), chol=pt.linalg.kron(L_K, L))
             coef = flat.reshape((J, q))
         pm.Deterministic(name, coef - m[None, :], dims=re_dims)
-    return pt.sum(coef[factor.index] * factor.values, axis=1)
+    index = pm.Data(f"data__{factor.name}__index", factor.index)
+    values = pm.Data(f"data__{factor.name}__values", factor.values)
+    return pt.sum(coef[index] * values, axis=1)

@@ -19,6 +19,7 @@ from scipy import special, stats
 from threadpoolctl import threadpool_limits
 
 from ..build.mixtures import compile_joint
+from ..spec.families import PointMass
 from ..spec.mixture import (
     MixtureDesign,
     MixtureSpec,
@@ -131,15 +132,17 @@ class MixtureMLFit:
     @property
     def estimates(self) -> pd.Series:
         """Estimates under the public names (auxiliaries on their natural scale)."""
-        theta = self.maximum.theta
-        values = np.where(self.layout.aux_mask(), np.exp(theta), theta)
+        theta, mask = self.maximum.theta, self.layout.aux_mask()
+        values = theta.copy()
+        values[mask] = np.exp(theta[mask])  # only the log-auxiliaries: exp of a coefficient can overflow
         series = pd.Series(values, index=layout_names(self.spec, self.design), name="estimate")
         return series[parameter_names(self.spec, self.design)]
 
     def covariance(self) -> pd.DataFrame:
         """Covariance of the estimates (inverse observed information, delta method for auxiliaries)."""
-        theta = self.maximum.theta
-        scale = np.where(self.layout.aux_mask(), np.exp(theta), 1.0)
+        theta, mask = self.maximum.theta, self.layout.aux_mask()
+        scale = np.ones_like(theta)
+        scale[mask] = np.exp(theta[mask])
         cov = self._covariance_theta() * np.outer(scale, scale)
         names = layout_names(self.spec, self.design)
         order = parameter_names(self.spec, self.design)
@@ -234,16 +237,56 @@ class MixtureMLFit:
     def _header(self) -> str:
         families = ", ".join(self.spec.family_names())
         head = (
-            f"Finite mixture of {self.spec.k} classes ({families}) fit by maximum likelihood: "
-            f"n = {self.nobs}, log-likelihood = {self.loglik:.4f}, AIC = {self.aic:.2f}, BIC = {self.bic:.2f}"
+            f"Finite mixture model: {self.spec.k} classes ({families}), maximum likelihood\n"
+            f"Number of obs = {self.nobs}    Log likelihood = {self.loglik:.4f}    "
+            f"AIC = {self.aic:.2f}    BIC = {self.bic:.2f}"
         )
         others = len(self.local_maxima) - 1
         if others > 0:
-            head += f"\n{others} other local maxima found (see .local_maxima)"
+            head += f"\n{others} other local maxim{'um' if others == 1 else 'a'} found (see .local_maxima)"
         return head + f"\n{self.spec.ordering()}"
 
+    def display_blocks(self, prob: float = 0.95) -> list[tuple[tuple[str, ...], list[DisplayRow]]]:
+        """The printed table in Stata's ``fmm`` order, block by block.
+
+        First the class logits (multinomial logit, class 1 the base outcome), then one block
+        per class: its coefficients under the response's name and its auxiliary parameters;
+        a Gaussian or lognormal class shows its variance ``var(e.y)`` (``sigma^2``, standard error
+        by the delta method, interval from that of ``sigma``) as Stata does. Each block is
+        ``(title lines, rows)``; a row is ``(label, values, note)`` with ``values`` the
+        estimate, standard error, z, p and interval bounds, or None for an equation's name.
+        """
+        table, spec, design = self.table(prob), self.spec, self.design
+        labels, response = spec.classes, design.response_name
+        rows: list[DisplayRow] = [(f"{labels[0]}.Class", None, "(base outcome)")]
+        for j in range(1, spec.k):
+            rows.append((f"{labels[j]}.Class", None, ""))
+            rows += [(c, _row(table, f"class[{labels[j]}]:{c}"), "") for c in design.class_coef_names]
+        blocks: list[tuple[tuple[str, ...], list[DisplayRow]]] = [
+            (("Class logits (class 1 the base outcome)",), rows)
+        ]
+        for j, family in enumerate(spec.families):
+            title = (f"Class: {labels[j]}", f"Response: {response}", f"Model: {spec.family_names()[j]}")
+            if isinstance(family, PointMass):
+                blocks.append((title, [(response, None, f"(all mass at {family.value:g}; no parameters)")]))
+                continue
+            rows = [(response, None, "")]
+            rows += [(c, _row(table, f"{c}[{labels[j]}]"), "") for c in design.coef_names]
+            for aux in family.auxiliary:
+                values = _row(table, f"{aux}[{labels[j]}]")
+                if aux == "sigma" and family.name in ("gaussian", "lognormal"):
+                    est, se, _, _, lower, upper = values
+                    target = f"log({response})" if family.log_response else response
+                    rows.append(
+                        (f"var(e.{target})", (est**2, 2 * est * se, np.nan, np.nan, lower**2, upper**2), "")
+                    )
+                else:
+                    rows.append((aux, values, ""))
+            blocks.append((title, rows))
+        return blocks
+
     def __str__(self) -> str:
-        return self._header() + "\n" + self.table().to_string(float_format=lambda v: f"{v:.4g}")
+        return self._header() + "\n\n" + _render_text(self.display_blocks())
 
     __repr__ = __str__
 
@@ -251,7 +294,86 @@ class MixtureMLFit:
         from html import escape
 
         head = "<br>".join(escape(line) for line in self._header().splitlines())
-        return f"<p>{head}</p>" + self.table().to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
+        return f"<p>{head}</p>" + _render_html(self.display_blocks())
+
+
+#: One printed row: label, (estimate, std. error, z, p, lower, upper) or None, note.
+DisplayRow = tuple[str, tuple[float, ...] | None, str]
+_HEADS = ("Coef.", "Std. Err.", "z", "P>|z|")
+
+
+def _row(table: pd.DataFrame, name: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in table.loc[name].to_numpy())
+
+
+_WIDTHS = (11, 11, 9, 8, 12, 12)
+
+
+def _number(value: float, kind: str) -> str:
+    """Stata-like cells: up to 7 significant digits in 10 characters (else 3 in exponent form), z, p."""
+    if not np.isfinite(value):
+        return ""
+    if kind == "z":
+        return f"{value:.2f}"
+    if kind == "p":
+        return f"{value:.3f}"
+    for digits in range(7, 2, -1):  # as many digits (up to 7) as fit in 10 characters
+        text = f"{value:.{digits}g}"
+        if "e" not in text and len(text) <= 10:
+            return text
+    whole = f"{value:.0f}"
+    return whole if abs(value) >= 1 and len(whole) <= 10 else f"{value:.2e}"
+
+
+def _cells(values: tuple[float, ...]) -> list[str]:
+    kinds = ("g", "g", "z", "p", "g", "g")
+    return [_number(float(v), k) for v, k in zip(values, kinds, strict=True)]
+
+
+def _render_text(blocks: list[tuple[tuple[str, ...], list[DisplayRow]]], prob: float = 0.95) -> str:
+    """Aligned text of :meth:`MixtureMLFit.display_blocks`: a ruled table per block, as Stata prints it."""
+    width = max(13, *(len(label) + 2 for _, rows in blocks for label, _, _ in rows))
+    right = sum(_WIDTHS)
+    interval = f"[{100 * prob:g}% Conf. Interval]"
+    head = " " * width + " |" + "".join(h.rjust(w) for h, w in zip(_HEADS, _WIDTHS, strict=False))
+    head += interval.rjust(_WIDTHS[4] + _WIDTHS[5])
+    rule, cross = "-" * (width + 2 + right), "-" * (width + 1) + "+" + "-" * (right)
+    out = []
+    for title, rows in blocks:
+        out += [*title, rule, head, cross]
+        for i, (label, values, note) in enumerate(rows):
+            if values is None:
+                if i > 0:
+                    out.append(cross)
+                out.append(f"{label:<{width}} |" + (f"  {note}" if note else ""))
+            else:
+                cells = "".join(c.rjust(w) for c, w in zip(_cells(values), _WIDTHS, strict=True))
+                out.append(f"{label:>{width}} |{cells}")
+        out += [rule, ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _render_html(blocks: list[tuple[tuple[str, ...], list[DisplayRow]]], prob: float = 0.95) -> str:
+    """HTML of :meth:`MixtureMLFit.display_blocks`: one table per block, equation names as section rows."""
+    from html import escape
+
+    heads = "".join(f"<th>{escape(h)}</th>" for h in _HEADS)
+    heads += f'<th colspan="2">[{100 * prob:g}% Conf. Interval]</th>'
+    parts = []
+    for title, rows in blocks:
+        body = []
+        for label, values, note in rows:
+            if values is None:
+                name = f'<th style="text-align:left">{escape(label)}</th>'
+                body.append(f'<tr>{name}<td colspan="6">{escape(note)}</td></tr>')
+            else:
+                cells = "".join(f"<td>{c}</td>" for c in _cells(values))
+                body.append(f'<tr><th style="text-align:right">{escape(label)}</th>{cells}</tr>')
+        parts.append(
+            f"<p>{'<br>'.join(escape(t) for t in title)}</p>"
+            f"<table><thead><tr><th></th>{heads}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        )
+    return "".join(parts)
 
 
 def _probability_table(
@@ -320,7 +442,10 @@ def fit_mixture_ml(
         reasons = "; ".join(f"log-likelihood {ll:.4f}: {why}" for ll, why in refused[:3])
         raise RuntimeError(
             f"every maximum found from {n_starts} starts is degenerate ({reasons}). Fewer classes (k), "
-            "more starts, or a model with fewer parameters per class may help"
+            "more starts, or a model with fewer parameters per class may help; when classes collapse onto "
+            "tied values, bound their SD below with a prior, priors={'sigma': bx.priors.Uniform(lower, "
+            "upper)}, which the search respects (lower: the data's rounding error, or the smallest spread "
+            "a class can have)"
         )
     fits = [
         MixtureMLFit(spec=spec, design=design, maximum=m, objective=objective, n_starts=n_starts)

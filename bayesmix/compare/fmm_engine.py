@@ -16,7 +16,7 @@ values, or holding fewer observations than it has coefficients) are refused.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -27,8 +27,9 @@ from scipy import optimize
 from ..build.mixtures import joint_logp
 from ..spec.families import LINKS, Family
 from ..spec.mixture import MixtureDesign, MixtureSpec, order_key, resolution
+from ..spec.priors import Uniform
 
-__all__ = ["Layout", "Maximum", "Objective", "maximize"]
+__all__ = ["Layout", "Maximum", "Objective", "maximize", "units"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -103,6 +104,7 @@ class Objective:
 
     def __init__(self, spec: MixtureSpec, design: MixtureDesign) -> None:
         self.layout = Layout.of(spec, design)
+        self.unit = units(spec, design, self.layout)
         theta = pt.vector("theta", shape=(self.layout.size,))
         resp = pt.matrix("resp", shape=(design.n_obs, spec.k))
         beta, log_aux, gamma = self.layout.split(theta)
@@ -139,11 +141,14 @@ class Objective:
     def hessian(self, theta: FloatArray) -> FloatArray:
         """Hessian of the log-likelihood: central differences of the exact gradient, symmetrized.
 
-        Step ``h_i = 1e-5 max(1, |theta_i|)``: the truncation error is O(h^2) ~ 1e-10 relative
-        and the rounding error O(eps / h) ~ 1e-11, far below the 3-4 digits of a standard error.
+        Step ``h_i = 1e-5 max(1, |theta_i|)`` for log-auxiliaries and class logits, ``1e-5 u_i``
+        for coefficients, with ``u_i`` their unit (:func:`units`): the truncation error is
+        O(h^2) ~ 1e-10 relative and the rounding error O(eps / h) ~ 1e-11, far below the 3-4
+        digits of a standard error, whatever the scale of the response.
         """
         theta = np.asarray(theta, dtype=float)
-        steps = 1e-5 * np.maximum(1.0, np.abs(theta))
+        coefficient = np.arange(theta.size) < self.layout.n_components * self.layout.n_coefs
+        steps = 1e-5 * np.where(coefficient, self.unit, np.maximum(1.0, np.abs(theta)))
         columns = []
         for i, h in enumerate(steps):
             shift = np.zeros_like(theta)
@@ -171,17 +176,31 @@ def _response_scale(family: Family, y: FloatArray) -> FloatArray:
 def _bounds(
     spec: MixtureSpec, design: MixtureDesign, layout: Layout
 ) -> list[tuple[float | None, float | None]]:
-    """Keep degenerate directions finite: scales at least 1/1000 of the data's resolution, logits in +-30."""
+    """Keep degenerate directions finite: scales at least 1/1000 of the data's resolution, logits in +-30.
+
+    An auxiliary parameter with a ``Uniform(lower, upper)`` prior is searched within those
+    bounds: the Bayesian model has no mass outside them, so its chains must start inside,
+    and a floor on ``sigma`` (tied data) keeps the maxima at the floor from collapsing.
+    """
     bounds: list[tuple[float | None, float | None]] = [(None, None)] * (layout.n_components * layout.n_coefs)
     for name, _ in layout.aux_sizes:
         for j in spec.aux_classes(name):
             family = spec.families[j]
             assert isinstance(family, Family)
+            low: float | None
+            high: float | None
             if name == "sigma":
                 values = _response_scale(family, design.y[~family.outside(design.y)])
-                bounds.append((float(np.log(resolution(values) / 1000)), None))
+                low, high = float(np.log(resolution(values) / 1000)), None
             else:
-                bounds.append((-20.0, 20.0))
+                low, high = -20.0, 20.0
+            prior = spec.priors[f"{name}[{spec.classes[j]}]"]
+            if isinstance(prior, Uniform) and prior.lower > 0:
+                # strictly inside (1e-6 relative): a chain started on the bound would start at -inf
+                low = max(low, float(np.log(prior.lower)) + 1e-6)
+                top = float(np.log(prior.upper)) - 1e-6
+                high = top if high is None else min(high, top)
+            bounds.append((low, high))
     bounds += [(-30.0, 30.0)] * ((layout.k - 1) * layout.n_class_coefs)
     return bounds
 
@@ -228,20 +247,52 @@ def _moments(spec: MixtureSpec, design: MixtureDesign, layout: Layout, resp: Flo
     return layout.pack(beta, aux, gamma)
 
 
-def _lbfgs(fun, theta: FloatArray, bounds, maxiter: int) -> FloatArray:  # type: ignore[no-untyped-def]
-    def negative(t: FloatArray) -> tuple[float, FloatArray]:
-        value, grad = fun(t)
-        return -value, -grad
+def units(spec: MixtureSpec, design: MixtureDesign, layout: Layout) -> FloatArray:
+    """The unit of each entry of ``theta`` in which the search works (its internal standardization).
 
+    A coefficient's unit is ``s / s_j`` (``s`` for a constant column such as the intercept),
+    with ``s`` the SD of the class's response on the linear-predictor scale
+    (:meth:`Family.location`, as for the default priors) and ``s_j`` the SD of covariate
+    ``j``; a class-logit coefficient's is ``1 / s_z`` (1 for a constant column); a
+    log-auxiliary's is 1. The optimizer and the tolerances see ``theta / unit``, so the
+    search does the same steps, and finds the same maxima, whether the response is
+    recorded in millimetres or in metres (``theta = unit * u`` is exact).
+    """
+    beta = np.ones((layout.n_components, layout.n_coefs))
+    spreads = np.std(design.X, axis=0) if layout.n_coefs else np.zeros(0)
+    for row, j in enumerate(spec.components):
+        family = spec.families[j]
+        assert isinstance(family, Family)
+        inside = ~family.outside(design.y)
+        trials = None if design.trials is None else design.trials[inside]
+        _, s = family.location(design.y[inside], trials) if inside.any() else (0.0, 1.0)
+        s = s if np.isfinite(s) and s > 0 else 1.0
+        beta[row] = np.where(spreads > 0, s / np.where(spreads > 0, spreads, 1.0), s)
+    z = np.std(design.W, axis=0)
+    gamma = np.tile(np.where(z > 0, 1.0 / np.where(z > 0, z, 1.0), 1.0), layout.k - 1)
+    return np.concatenate([beta.ravel(), np.ones(sum(n for _, n in layout.aux_sizes)), gamma])
+
+
+def _lbfgs(fun, theta: FloatArray, bounds, maxiter: int, unit: FloatArray) -> FloatArray:  # type: ignore[no-untyped-def]
+    """Maximize ``fun`` from ``theta`` over ``u = theta / unit`` (see :func:`units`)."""
+
+    def negative(u: FloatArray) -> tuple[float, FloatArray]:
+        value, grad = fun(u * unit)
+        return -value, -grad * unit
+
+    scaled = [
+        (None if lo is None else lo / d, None if hi is None else hi / d)
+        for (lo, hi), d in zip(bounds, unit, strict=True)
+    ]
     res = optimize.minimize(
         negative,
-        theta,
+        theta / unit,
         jac=True,
         method="L-BFGS-B",
-        bounds=bounds,
+        bounds=scaled,
         options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9},
     )
-    return np.asarray(res.x)
+    return np.asarray(res.x) * unit
 
 
 def _newton(objective: Objective, theta: FloatArray, bounds, steps: int = 5) -> tuple[FloatArray, bool]:  # type: ignore[no-untyped-def]
@@ -264,9 +315,9 @@ def _newton(objective: Objective, theta: FloatArray, bounds, steps: int = 5) -> 
         else:
             break
         theta, value, grad = trial, trial_value, trial_grad
-        if np.max(np.abs(grad)) < 1e-8 * max(1.0, abs(value)):
+        if np.max(np.abs(grad * objective.unit)) < 1e-8 * max(1.0, abs(value)):
             break
-    return theta, bool(np.max(np.abs(grad)) < 1e-4 * max(1.0, abs(value)) ** 0.5)
+    return theta, bool(np.max(np.abs(grad * objective.unit)) < 1e-4 * max(1.0, abs(value)) ** 0.5)
 
 
 def canonical(spec: MixtureSpec, design: MixtureDesign, layout: Layout, theta: FloatArray) -> FloatArray:
@@ -334,7 +385,8 @@ def maximize(
     a first parameter vector; ``em_iterations`` EM steps (the M-step maximizes the
     expected complete-data log-likelihood by L-BFGS-B); then L-BFGS-B and Newton steps on
     the log-likelihood. Maxima are told apart by their log-likelihood (1e-6 relative)
-    and their relabelled parameters (1e-3 on the unconstrained scale).
+    and their relabelled parameters (1e-3 on the unconstrained scale, coefficients in their
+    units, :func:`units`).
     """
     layout = objective.layout
     bounds = _bounds(spec, design, layout)
@@ -342,27 +394,28 @@ def maximize(
     for _ in range(n_starts):
         resp = _start(spec, design, rng)
         theta = _moments(spec, design, layout, resp)
-        theta = _lbfgs(lambda t, r=resp: objective.q(t, r), theta, bounds, maxiter=200)
+        theta = _lbfgs(lambda t, r=resp: objective.q(t, r), theta, bounds, 200, objective.unit)
         previous = -np.inf
         for _step in range(em_iterations):
             resp = objective.responsibilities(theta)
-            theta = _lbfgs(lambda t, r=resp: objective.q(t, r), theta, bounds, maxiter=50)
+            theta = _lbfgs(lambda t, r=resp: objective.q(t, r), theta, bounds, 50, objective.unit)
             value, _ = objective.loglik(theta)
             if value - previous < 1e-8 * max(1.0, abs(value)):
                 break
             previous = value
-        theta = _lbfgs(objective.loglik, theta, bounds, maxiter=2000)
+        theta = _lbfgs(objective.loglik, theta, bounds, 2000, objective.unit)
         theta, converged = _newton(objective, theta, bounds)
         value, _ = objective.loglik(theta)
         if not np.isfinite(value):
             continue
         theta = canonical(spec, design, layout, theta)
         reason = degeneracy(spec, design, layout, theta, objective.responsibilities(theta))
+        # a saddle is refused too, and known before comparing: refused points compare by log-likelihood
+        # alone (a saddle's parameters are poorly determined), so each is listed once
+        reason = reason if reason is not None else _saddle(objective, theta)
         candidate = Maximum(theta=theta, loglik=value, converged=converged, degenerate=reason)
-        if any(_same(candidate, m) for m in found):
+        if any(_same(candidate, m, objective.unit) for m in found):
             continue
-        if reason is None:
-            candidate = replace(candidate, degenerate=_saddle(objective, theta))
         found.append(candidate)
     return sorted(found, key=lambda m: -m.loglik)
 
@@ -378,9 +431,9 @@ def _saddle(objective: Objective, theta: FloatArray) -> str | None:
     )
 
 
-def _same(a: Maximum, b: Maximum) -> bool:
+def _same(a: Maximum, b: Maximum, unit: FloatArray) -> bool:
     """The same point: equal log-likelihood and relabelled parameters (refused points: log-likelihood)."""
     close_value = abs(a.loglik - b.loglik) <= 1e-6 * max(1.0, abs(a.loglik))
     if a.degenerate is not None and b.degenerate is not None:
         return close_value
-    return close_value and bool(np.max(np.abs(a.theta - b.theta)) < 1e-3)
+    return close_value and bool(np.max(np.abs(a.theta - b.theta) / unit) < 1e-3)

@@ -15,6 +15,7 @@ from ..spec.families import Family, get_family
 from ..spec.terms import Design
 from .laplace import LaplaceResult, fit_laplace
 from .lmm import LMMResult, fit_lmm
+from .meta import MetaFit, fit_meta_design, meta_method
 
 __all__ = ["MLFit", "fit_ml"]
 
@@ -107,21 +108,135 @@ class MLFit:
             )
         return f"Linear mixed model fit by {self.method}"
 
-    def __str__(self) -> str:
-        head = f"{self._title()}: n = {self.result.n_obs}, log-likelihood = {self.loglik:.4f}"
+    def _header(self) -> list[str]:
+        lines = [
+            self._title(),
+            f"n = {self.result.n_obs}, log-likelihood = {self.loglik:.4f}, "
+            f"AIC = {self.aic:.2f}, BIC = {self.bic:.2f}",
+        ]
         if self.result.singular:
-            head += "\n(singular fit: a variance or correlation is on its boundary)"
-        return head + "\n" + self.table().to_string(float_format=lambda v: f"{v:.4g}")
+            lines.append("(singular fit: a variance or correlation is on its boundary)")
+        if not self.converged:
+            lines.append(f"(the optimizer did not converge: {self.result.optimizer_message})")
+        return lines
+
+    def _residual(self) -> str | None:
+        """The name of the residual SD in :attr:`estimates` (Gaussian family), else None."""
+        gaussian = not isinstance(self.result, LaplaceResult) or self.result.family == "gaussian"
+        return "sigma" if gaussian and "sigma" in self.estimates.index else None
+
+    def random_effects_table(self) -> pd.DataFrame:
+        """lme4's "Random effects" block: per factor and term its variance, SD and correlations.
+
+        Columns ``Groups``, ``Name``, ``Variance``, ``Std.Dev.`` and ``Corr`` (text: the term's
+        correlations with the terms above it in its correlated block); the Gaussian family's
+        residual comes last as ``Residual``.
+        """
+        est, rows = self.estimates, []
+        for name, sds in self.result.sd.items():
+            terms = [str(t) for t in self.result.ranef[name].columns]
+            corr = self.result.corr[name]
+            for i, (term, sd) in enumerate(zip(terms, sds, strict=True)):
+                shown = [
+                    f"{corr[j, i]:.2f}" for j in range(i) if f"corr({terms[j]},{term}|{name})" in est.index
+                ]
+                rows.append((name if i == 0 else "", term, sd**2, sd, " ".join(shown)))
+        residual = self._residual()
+        if residual is not None:
+            rows.append(("Residual", "", est[residual] ** 2, est[residual], ""))
+        return pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
+
+    def fixed_effects_table(self) -> pd.DataFrame:
+        """lme4's "Fixed effects" block: ``Estimate``, ``Std. Error``, ``z value``, ``Pr(>|z|)``."""
+        table = self.table().loc[list(self.result.fixed_names)]
+        return pd.DataFrame(
+            {
+                "Estimate": table["estimate"],
+                "Std. Error": table["std_error"],
+                "z value": table["z"],
+                "Pr(>|z|)": table["p_value"],
+            }
+        )
+
+    def _family_table(self) -> pd.DataFrame | None:
+        """Auxiliary parameters of a non-Gaussian family (``alpha``, ``phi``, ``nu``...), if any."""
+        if not isinstance(self.result, LaplaceResult):
+            return None
+        names = [a for a in self.result.aux if a != self._residual()]
+        if not names:
+            return None
+        return pd.DataFrame(
+            {"Estimate": self.estimates[names], "Std. Error": self.std_errors[names]},
+        )
+
+    def _groups_line(self) -> str:
+        groups = ", ".join(f"{name}, {len(modes.index)}" for name, modes in self.result.ranef.items())
+        return f"Number of obs: {self.result.n_obs}, groups: {groups}"
+
+    def __str__(self) -> str:
+        random = self.random_effects_table()
+        for column in ("Variance", "Std.Dev."):
+            random[column] = random[column].map(lambda v: f"{v:.5g}")
+        fixed = self.fixed_effects_table()
+        cells = {
+            "Estimate": lambda v: f"{v:.5g}",
+            "Std. Error": lambda v: f"{v:.4g}",
+            "z value": lambda v: f"{v:.3f}",
+            "Pr(>|z|)": _p_value,
+        }
+        fixed = pd.DataFrame({c: fixed[c].map(f) for c, f in cells.items()}, index=fixed.index)
+        lines = [*self._header(), "", "Random effects:"]
+        lines += [" " + line for line in _left_text(random).splitlines()]
+        lines += [self._groups_line(), "", "Fixed effects:", fixed.to_string()]
+        family = self._family_table()
+        if family is not None:
+            lines += ["", "Family parameters:", family.to_string(float_format=lambda v: f"{v:.5g}")]
+        return "\n".join(lines)
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        head = f"<p>{self._title()}: n = {self.result.n_obs}, log-likelihood = {self.loglik:.4f}</p>"
-        return head + self.table().to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
+        from html import escape
+
+        head = "<br>".join(escape(line) for line in self._header())
+        html = f"<p>{head}</p><p>Random effects ({escape(self._groups_line())})</p>"
+        html += self.random_effects_table().to_html(index=False, float_format=lambda v: f"{v:.5g}")
+        html += "<p>Fixed effects</p>" + self.fixed_effects_table().to_html(
+            float_format=lambda v: f"{v:.5g}", na_rep=""
+        )
+        family = self._family_table()
+        if family is not None:
+            html += "<p>Family parameters</p>" + family.to_html(float_format=lambda v: f"{v:.5g}")
+        return html
 
 
-def fit_ml(design: Design, *, reml: bool | None = None, family: Family | None = None) -> MLFit:
+def _p_value(p: float) -> str:
+    """A p-value as R's ``format.pval`` prints it: ``<2e-16`` below double precision's reach."""
+    return "<2e-16" if p < 2.2e-16 else f"{p:.3g}"
+
+
+def _left_text(frame: pd.DataFrame) -> str:
+    """Text columns left-aligned (``Groups``, ``Name``, ``Corr``), numbers right-aligned, as lme4 prints."""
+    columns = list(frame.columns)
+    width = {c: max(len(c), *(len(str(v)) for v in frame[c])) for c in columns}
+    left = {"Groups", "Name", "Corr"}
+
+    def cell(c: str, v: object) -> str:
+        return str(v).ljust(width[c]) if c in left else str(v).rjust(width[c])
+
+    lines = [" ".join(cell(c, c) for c in columns)]
+    lines += [" ".join(cell(c, row[c]) for c in columns) for _, row in frame.iterrows()]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def fit_ml(
+    design: Design, *, reml: bool | None = None, family: Family | None = None, method: str | None = None
+) -> MLFit | MetaFit:
     """Fit the mixed model by REML or ML: exactly for the Gaussian family, by Laplace otherwise.
+
+    A model with known standard errors (``y | se(s) ~ ... + (1 | study)``, ``design.known_sd``)
+    is the random-effects meta-analysis: it gets :func:`~bayesmix.compare.meta.fit_meta_design`
+    (metafor's ``rma``), REML by default.
 
     Parameters
     ----------
@@ -134,11 +249,22 @@ def fit_ml(design: Design, *, reml: bool | None = None, family: Family | None = 
         without ``K`` only; ``False`` asks for ML.
     family
         The family with its link (``model.spec.family_def``); ``None`` means Gaussian.
+    method
+        Meta-analysis models only: ``"REML"``, ``"ML"`` or ``"DL"`` (DerSimonian-Laird);
+        ``reml=True``/``False`` is the same as ``"REML"``/``"ML"``.
 
     Returns
     -------
-    MLFit
+    MLFit or MetaFit
+        :class:`~bayesmix.compare.meta.MetaFit` for a model with known standard errors.
     """
+    if design.known_sd is not None:
+        return fit_meta_design(design, design.known_sd, method=meta_method(reml, method))
+    if method is not None:
+        raise ValueError(
+            f"method={method!r} chooses the tau^2 estimator of a meta-analysis (a model with known "
+            "standard errors, y | se(s) ~ ...); this model has none: use reml=True or reml=False"
+        )
     if reml is not None and not isinstance(reml, bool):
         raise TypeError(f"reml must be True, False or None, got {reml!r}")
     if family is None or family.name == "gaussian":

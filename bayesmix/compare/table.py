@@ -18,7 +18,12 @@ REFERENCES = ("ml", "statsmodels")
 
 
 def side_by_side(
-    fit: Fit, *, reference: str = "ml", reml: bool | None = None, prob: float = 0.95
+    fit: Fit,
+    *,
+    reference: str = "ml",
+    reml: bool | None = None,
+    method: str | None = None,
+    prob: float = 0.95,
 ) -> pd.DataFrame:
     """One row per parameter: posterior mean, sd, interval; estimate, SE, CI; difference in posterior SDs.
 
@@ -26,13 +31,21 @@ def side_by_side(
     posterior's own uncertainty, the Bayesian and frequentist answers lie apart. With
     ``reference="ml"`` the frequentist side is :func:`~bayesmix.compare.mlfit.fit_ml` (exact
     (RE)ML for the Gaussian family, Laplace ML for the others; ``reml=None`` picks REML for
-    the Gaussian); ``"statsmodels"`` (MixedLM) fits the Gaussian family only.
+    the Gaussian; a model with known standard errors gets the meta-analysis fit, REML or, with
+    ``reml=False``, ML); ``"statsmodels"`` (MixedLM) fits the Gaussian family only.
     """
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; choose one of {', '.join(REFERENCES)}")
+    if method is not None and reference != "ml":
+        raise ValueError(f"method={method!r} chooses the meta-analysis estimator of reference='ml'")
     if reference == "ml":
-        ml = fit_ml(fit.design, reml=reml, family=fit.spec.family_def)
+        ml = fit_ml(fit.design, reml=reml, family=fit.spec.family_def, method=method)
         return beside(fit.summary(prob=prob), ml.table(), f"ml ({ml.method})")
+    if fit.design.known_sd is not None:
+        raise ValueError(
+            "statsmodels' MixedLM has no known standard errors (y | se(s) ~ ...): use reference='ml' "
+            "(the random-effects meta-analysis, as metafor's rma)"
+        )
     if fit.spec.family != "gaussian":
         raise ValueError(
             f"statsmodels' MixedLM fits the gaussian family only; this model's family is "

@@ -16,6 +16,12 @@ import pandas as pd
 __all__ = ["PROVENANCE", "REFERENCES", "available", "load", "reference"]
 
 PROVENANCE: dict[str, str] = {
+    "eight_schools": (
+        "Eight schools (Rubin 1981, J. Educ. Stat. 6:377-401; Gelman et al. 2013, Bayesian Data Analysis, "
+        "3rd ed., Table 5.2): estimated effect y (SAT-V points) of coaching programmes in 8 schools A-H "
+        "and its standard error sigma; 8 rows, columns school, y, sigma. Typed from BDA3 Table 5.2. "
+        "sha256 a1c28881a82a652fba1d3afc6254761fa95fd7f16f2ccab1fc7a7075dc8a8a0e."
+    ),
     "sleepstudy": (
         "lme4's sleepstudy (Belenky et al. 2003, J. Sleep Res. 12:1-12): reaction time (ms) of 18 "
         "subjects over 10 days of sleep deprivation; 180 rows, columns Reaction, Days, Subject. "
@@ -32,6 +38,7 @@ PROVENANCE: dict[str, str] = {
 }
 
 _DTYPES: dict[str, dict[str, str]] = {
+    "eight_schools": {"school": "str"},
     "sleepstudy": {"Subject": "str"},
     "stamps": {},
 }
@@ -48,7 +55,7 @@ def load(name: str) -> pd.DataFrame:
     Parameters
     ----------
     name
-        One of :func:`available`: ``"sleepstudy"`` or ``"stamps"``.
+        One of :func:`available`: ``"eight_schools"``, ``"sleepstudy"`` or ``"stamps"``.
 
     Returns
     -------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -17,6 +19,8 @@ from .parameters import elementwise_summary, parameter_draws, summarize
 from .shrinkage import shrinkage_table
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from ..api import HierarchicalModel
 
 __all__ = ["Fit", "Sampled"]
@@ -44,6 +48,41 @@ class Sampled:
         """Seconds the sampler spent drawing (tuning included, compilation excluded), when it reports it."""
         value = self.idata["posterior"].attrs.get("sampling_time")
         return None if value is None else float(value)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fit to one netCDF file; :func:`bayesmix.load` reads it back.
+
+        The file holds every group of :attr:`idata` (readable by xarray and ArviZ), the model's
+        constructor call with all its arguments, the data it was built on (dropped rows, dtypes
+        and categorical levels included) and the sampler settings; see
+        :mod:`bayesmix.results.io`. A loaded fit gives the same ``summary()``, ``compare()`` and
+        predictions as this one.
+
+        Parameters
+        ----------
+        path
+            Where to write, conventionally ending in ``.nc``; an existing file is replaced.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        from .io import save  # io reads the fit classes; imported here to keep the import order simple
+
+        return save(self, path)  # type: ignore[arg-type]
+
+    @property
+    def compile_time(self) -> float | None:
+        """Seconds nutpie spent compiling the model (near 0 when a compiled model was reused)."""
+        value = self.idata["posterior"].attrs.get("compile_time")
+        return None if value is None else float(value)
+
+    @property
+    def backend(self) -> str | None:
+        """The compiler nutpie used for this fit (``"numba"`` or ``"jax"``); None for the other samplers."""
+        value = self.idata["posterior"].attrs.get("nutpie_backend")
+        return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,7 +271,14 @@ class Fit(Sampled):
         self.spec.require_gaussian("the shrinkage table")
         return shrinkage_table(self.posterior, self.design, self._factor(group), prob)
 
-    def compare(self, reference: str = "ml", *, reml: bool | None = None, prob: float = 0.95) -> pd.DataFrame:
+    def compare(
+        self,
+        reference: str = "ml",
+        *,
+        reml: bool | None = None,
+        method: str | None = None,
+        prob: float = 0.95,
+    ) -> pd.DataFrame:
         """The posterior beside the frequentist fit of the same model, one row per parameter.
 
         Parameters
@@ -244,6 +290,9 @@ class Fit(Sampled):
         reml
             ``None`` (default): REML for the Gaussian family (as lme4), ML otherwise;
             ``True``: REML (Gaussian only); ``False``: ML.
+        method
+            Meta-analysis models (``y | se(s) ~ ...``) only: ``"REML"``, ``"ML"`` or ``"DL"``
+            (DerSimonian-Laird), as :meth:`HierarchicalModel.fit_ml`.
         prob
             Interval probability for both sides.
 
@@ -258,4 +307,35 @@ class Fit(Sampled):
         # into it at call time only, so results never depends on it at import.
         from ..compare.table import side_by_side
 
-        return side_by_side(self, reference=reference, reml=reml, prob=prob)
+        return side_by_side(self, reference=reference, reml=reml, method=method, prob=prob)
+
+    # ----- plots (bayesmix.plots; matplotlib loads when one is drawn) -------------------------
+    def plot_shrinkage(self, group: str, term: str = "Intercept", *, ax: Axes | None = None) -> Axes:
+        """No-pooling estimates and their shrinkage by the model: :func:`bayesmix.plots.plot_shrinkage`."""
+        from ..plots import plot_shrinkage
+
+        return plot_shrinkage(self, group, term, ax=ax)
+
+    def plot_compare(self, *, prob: float = 0.95, ax: Axes | None = None, **compare_kwargs: Any) -> Axes:
+        """Forest plot of the posterior beside the (RE)ML fit: :func:`bayesmix.plots.plot_compare`."""
+        from ..plots import plot_compare
+
+        return plot_compare(self, prob=prob, ax=ax, **compare_kwargs)
+
+    def plot_trace(self, var_names: str | list[str] | None = None, **kwargs: Any) -> Any:
+        """Trace and marginal density per parameter: :func:`bayesmix.plots.plot_trace`."""
+        from ..plots import plot_trace
+
+        return plot_trace(self, var_names, **kwargs)
+
+    def plot_rank(self, var_names: str | list[str] | None = None, **kwargs: Any) -> Any:
+        """Rank plots per parameter and chain: :func:`bayesmix.plots.plot_rank`."""
+        from ..plots import plot_rank
+
+        return plot_rank(self, var_names, **kwargs)
+
+    def plot_forest(self, group: str | None = None, *, prob: float = 0.95, ax: Axes | None = None) -> Axes:
+        """Forest plot of a meta-analysis, study by study and pooled: :func:`bayesmix.plots.plot_forest`."""
+        from ..plots import plot_forest
+
+        return plot_forest(self, group, prob=prob, ax=ax)

@@ -36,6 +36,8 @@ from .modes import ChainModes, chain_modes
 from .parameters import SAMPLE_DIMS, summarize
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from ..api import MixtureModel
     from ..compare.fmm import MixtureMLFit
 
@@ -43,6 +45,10 @@ __all__ = ["MixtureFit"]
 
 FloatArray = npt.NDArray[np.float64]
 _DENSITY_DRAWS = 1000  # draws used for densities with covariates (rows x grid x draws grows fast)
+#: a class holding fewer observations' worth of membership than this many per parameter is "nearly empty"
+ROWS_PER_PARAMETER = 5
+#: log-likelihood units above the best accepted ML maximum from which a chain is in a degenerate spike
+SPIKE_MARGIN = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,7 +179,12 @@ class MixtureFit(Sampled):
     def diagnostics(self) -> Diagnostics:
         """R-hat, ESS, divergences, E-BFMI, tree depth, and the per-chain mode check, with advice."""
         if "diagnostics" not in self._cache:
-            extra = tuple(p for p in (self.modes().problem(), self._collapse_problem()) if p)
+            found = (
+                self.modes().problem(),
+                self._collapse_problem() or self._spike_problem(),
+                self._empty_problem(),
+            )
+            extra = tuple(p for p in found if p)
             self._cache["diagnostics"] = diagnose(self.idata, extra=extra)
         return self._cache["diagnostics"]
 
@@ -206,6 +217,66 @@ class MixtureFit(Sampled):
             "that these chains fell into. Give the scale a prior bounded below by the resolution, e.g. "
             f"priors={{'sigma': bx.priors.Uniform({5 * floor:.3g}, ...)}}, or start at the ML fit "
             "(init='ml')."
+        )
+
+    def _spike_problem(self) -> str | None:
+        """Chains whose mean log-likelihood lies above the best maximum the ML search accepted.
+
+        Posterior draws lie below the likelihood's maximum (on average by about half the number
+        of parameters). A chain above the best non-degenerate maximum sits where the search
+        refused to go: a class whose SD collapses onto tied values, where the likelihood is
+        unbounded, even when that SD has not yet fallen below the data's resolution.
+        """
+        means = self.log_likelihood().sum("obs").mean("draw").to_numpy()
+        above = np.flatnonzero(means > self.ml.loglik + SPIKE_MARGIN)
+        if not above.size:
+            return None
+        values, counts = np.unique(self.design.y, return_counts=True)
+        tied = (
+            f" (the most repeated response value is {values[counts.argmax()]:g}, in {counts.max()} rows)"
+            if counts.max() > 1
+            else ""
+        )
+        return (
+            f"chain(s) {above.tolist()} have a mean log-likelihood up to {means[above].max():.1f}, above the "
+            f"best maximum the ML search accepted ({self.ml.loglik:.1f}): they sampled a spike of the "
+            f"likelihood, where a class's SD collapses onto tied values{tied}, or a maximum the search "
+            "missed (see fit_ml().refused). The likelihood is unbounded at a collapse, so the posterior "
+            "there means nothing. Bound the scale below: priors={'sigma': bx.priors.Uniform(lower, upper)} "
+            "with lower the data's rounding error (see the user guide on tied data), and start at the ML "
+            "fit (init='ml')."
+        )
+
+    def _empty_problem(self) -> str | None:
+        """Classes whose posterior membership falls below ``ROWS_PER_PARAMETER`` rows per parameter.
+
+        A class's size in a draw is the sum over rows of P(class | y_i, theta): the number of
+        observations it explains. Below a few per parameter, the class's parameters rest on
+        their priors, and where its size nears zero they are not identified at all. Reported
+        when the lower end (5% quantile) of a class's size is that small: a class that empties
+        in some draws is the sign of more classes than the data need.
+        """
+        joint = self._fitted_joint()
+        sizes = np.exp(joint - special.logsumexp(joint, axis=2, keepdims=True)).sum(axis=1)  # (S, k)
+        found = []
+        for j in self.spec.components:
+            family = self.spec.families[j]
+            assert isinstance(family, Family)
+            needed = ROWS_PER_PARAMETER * (len(self.design.coef_names) + len(family.auxiliary))
+            low, median, high = np.quantile(sizes[:, j], [0.05, 0.5, 0.95])
+            if low < needed:
+                found.append(
+                    f"class {self.spec.classes[j]} falls to {low:.1f} observations' worth in 5% of draws, "
+                    f"below {needed} ({ROWS_PER_PARAMETER} per parameter; it holds {median:.1f} of "
+                    f"{self.design.n_obs} in the median draw, 90% interval {low:.1f} to {high:.1f})"
+                )
+        if not found:
+            return None
+        return (
+            f"nearly empty class: {'; '.join(found)}. Its parameters rest mostly on their priors, and "
+            "where the class empties they are not identified. If the data do not need the class, fit "
+            "fewer classes (compare them with bx.compare_k); if it is real, read its parameters with "
+            "their wide intervals, or give them informative priors."
         )
 
     # ----- class probabilities, membership, densities ---------------------------------------
@@ -284,6 +355,39 @@ class MixtureFit(Sampled):
 
         reference = f"maximum likelihood (log-likelihood {self.ml.loglik:.4f})"
         return beside(self.summary(prob), self.ml.table(prob), reference)
+
+    # ----- plots (bayesmix.plots; matplotlib loads when one is drawn) -------------------------
+    def plot_density(self, *, bins: int = 40, prob: float = 0.95, ax: Axes | None = None) -> Axes:
+        """The fitted density over the histogram of the response: :func:`bayesmix.plots.plot_density`."""
+        from ..plots import plot_density
+
+        return plot_density(self, bins=bins, prob=prob, ax=ax)
+
+    def plot_class_probabilities(
+        self, against: str | pd.Series | None = None, *, ax: Axes | None = None
+    ) -> Axes:
+        """Posterior class membership per observation: :func:`bayesmix.plots.plot_class_probabilities`."""
+        from ..plots import plot_class_probabilities
+
+        return plot_class_probabilities(self, against, ax=ax)
+
+    def plot_compare(self, *, prob: float = 0.95, ax: Axes | None = None) -> Axes:
+        """Forest plot of the posterior beside the ML fit: :func:`bayesmix.plots.plot_compare`."""
+        from ..plots import plot_compare
+
+        return plot_compare(self, prob=prob, ax=ax)
+
+    def plot_trace(self, var_names: str | list[str] | None = None, **kwargs: Any) -> Any:
+        """Trace and marginal density per parameter: :func:`bayesmix.plots.plot_trace`."""
+        from ..plots import plot_trace
+
+        return plot_trace(self, var_names, **kwargs)
+
+    def plot_rank(self, var_names: str | list[str] | None = None, **kwargs: Any) -> Any:
+        """Rank plots per parameter and chain: :func:`bayesmix.plots.plot_rank`."""
+        from ..plots import plot_rank
+
+        return plot_rank(self, var_names, **kwargs)
 
 
 def _summary_frame(values: FloatArray, classes: tuple[str, ...], prob: float, name: str) -> pd.DataFrame:

@@ -7,6 +7,8 @@ public names carry the statistics (``Days``, ``sd(Days|Subject)``,
 
 from __future__ import annotations
 
+import numbers
+
 import arviz_stats as azs
 import numpy as np
 import pandas as pd
@@ -39,6 +41,8 @@ def summarize(draws: xr.Dataset, prob: float) -> pd.DataFrame:
     Columns: mean, sd, equal-tailed interval bounds at ``prob`` (``lower``, ``upper``),
     mcse_mean, ess_bulk, ess_tail, r_hat.
     """
+    if isinstance(prob, bool) or not isinstance(prob, numbers.Real) or not 0 < prob <= 1:
+        raise ValueError(f"prob (the interval's probability) must be a number in (0, 1], got {prob!r}")
     table = azs.summary(draws, ci_prob=prob, ci_kind="eti", round_to="none")
     lo, hi = [c for c in table.columns if str(c).startswith("eti")][:2]
     table = table.rename(columns={lo: "lower", hi: "upper"})

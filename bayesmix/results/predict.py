@@ -28,9 +28,11 @@ import numpy.typing as npt
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from numba.core.errors import NumbaWarning
 
 from ..build.families import family_dist, family_logp
 from ..build.random_effects import dims_of
+from ..sample import check_seed
 from ..spec.formula import parse
 from ..spec.newdata import evaluate_new
 from ..spec.terms import Design, GroupFactor
@@ -133,6 +135,22 @@ def _auxiliary(posterior: xr.Dataset, names: tuple[str, ...]) -> dict[str, Float
     return {name: _flat(posterior, name)[:, None] for name in names}
 
 
+def _known_sd(fitted: Design, design: Design, kind: str) -> dict[str, FloatArray]:
+    """``sigma`` as each row's known SD (``y | se(s)``), a ``(1, n)`` row; empty for other models.
+
+    Predictive draws of new rows need their SDs (the ``s`` column of ``se(s)``); the mean and
+    the linear predictor do not.
+    """
+    if fitted.known_sd is None or kind != "response":
+        return {}
+    if design.known_sd is None:
+        raise ValueError(
+            "predictive draws (kind='response') of a model with known SDs (y | se(...)) need each new "
+            "row's SD: give the new data the column(s) of se(...), or predict kind='mean' (the true effect)"
+        )
+    return {"sigma": design.known_sd[None, :]}
+
+
 def predict(
     fit: Fit,
     new_data: pd.DataFrame | None = None,
@@ -146,6 +164,7 @@ def predict(
         raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
     if not isinstance(include_new_levels, bool):
         raise TypeError(f"include_new_levels must be True or False, got {include_new_levels!r}")
+    check_seed(random_seed)
     posterior = fit.posterior
     rng = np.random.default_rng(random_seed)
     if new_data is None:
@@ -156,7 +175,7 @@ def predict(
         obs = new_data.index.to_numpy()
     eta = linear_predictor(posterior, fit.design, design, rng, include_new_levels=include_new_levels)
     family = fit.spec.family_def
-    aux = _auxiliary(posterior, tuple(family.auxiliary))
+    aux = _auxiliary(posterior, fit.design.auxiliary) | _known_sd(fit.design, design, kind)
     if kind == "link":
         values = eta
     elif kind == "mean":
@@ -209,8 +228,11 @@ def log_likelihood(fit: Fit) -> xr.DataArray:
     posterior, design = fit.posterior, fit.design
     family = fit.spec.family_def
     eta = linear_predictor(posterior, design, design, np.random.default_rng(0))  # no unseen levels
-    aux = _auxiliary(posterior, tuple(family.auxiliary))
-    values = np.asarray(family_logp(family, eta, aux, design.y, design.trials).eval(), dtype=float)
+    aux = _auxiliary(posterior, design.auxiliary) | _known_sd(design, design, "response")
+    with warnings.catch_warnings():
+        # numba cannot cache on disk a function with the data folded in; it runs it all the same
+        warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=NumbaWarning)
+        values = np.asarray(family_logp(family, eta, aux, design.y, design.trials).eval(), dtype=float)
     observed = fit.idata["observed_data"]["obs"]
     return xr.DataArray(
         values.reshape(posterior.sizes["chain"], posterior.sizes["draw"], design.n_obs),

@@ -34,7 +34,9 @@ def shrinkage_table(
     of the term (when the model has one) plus the level's random effect. The shrinkage
     factor is :math:`(\hat b^{np}_j - \bar b^{pp}_j) / (\hat b^{np}_j - \hat b^{cp})`:
     0 for no pooling, 1 for complete pooling. Other grouping factors are ignored in the
-    no- and complete-pooling fits.
+    no- and complete-pooling fits. With known SDs (``y | se(s)``) both fits are weighted by
+    :math:`1/s_i^2` (the inverse-variance weighted mean for an intercept: the fixed-effect
+    meta-analysis estimate).
     """
     terms = list(factor.terms)
     beta = posterior.get("beta")
@@ -44,6 +46,9 @@ def shrinkage_table(
         idx = [design.fixed_names.index(n) for n in others]
         r -= design.X[:, idx] @ beta.sel(coef=others).mean(("chain", "draw")).values
     Z = factor.values
+    if design.known_sd is not None:  # y | se(s): weighted least squares, weights 1 / s_i^2
+        weight = 1.0 / design.known_sd
+        Z, r = Z * weight[:, None], r * weight
     complete = _ols(Z, r)
     term_dim = f"{factor.name}__term"
     coef = posterior[f"re_{factor.name}"]  # each level's coefficient: fixed effect (if any) + random effect

@@ -25,6 +25,7 @@ pointmass  (none)   (none)           all mass at one value (Stata's ``pointmass`
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -233,7 +234,7 @@ class PointMass:
     value: float = 0.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.value, bool) or not isinstance(self.value, int | float):
+        if isinstance(self.value, bool) or not isinstance(self.value, numbers.Real):  # numpy numbers too
             raise TypeError(f"PointMass value must be a number, got {self.value!r}")
         if not np.isfinite(self.value):
             raise ValueError(f"PointMass value must be finite, got {self.value!r}")

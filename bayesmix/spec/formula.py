@@ -14,6 +14,9 @@ the level of its tokens and syntax tree (never by re-parsing text):
   ``successes | trials(n)`` is a bar in the response, which the syntax tree turns into
   the call ``trials(successes, n)`` before formulae resolves it. Either way the response
   evaluates to two columns: successes and trials.
+* known standard deviations: the brms spelling ``y | se(s) ~ ...`` (meta-analysis: each row
+  an estimate with its standard error) is rewritten the same way, to the call ``se(y, s)``,
+  which evaluates to two columns: the response and its known SD (:attr:`Design.known_sd`).
 
 Offsets are formulae's own ``offset(...)`` terms; they are taken out of the
 fixed-effect design and summed into :attr:`Design.offset`.
@@ -56,13 +59,25 @@ def _trials(successes: object, trials: object) -> np.ndarray:
     return np.column_stack([s, np.broadcast_to(np.asarray(trials, dtype=float), s.shape)])
 
 
+def _se(response: object, sd: object) -> np.ndarray:
+    """``y | se(s)`` (rewritten to ``se(y, s)``) as the columns (response, known SD)."""
+    y = np.asarray(response, dtype=float)
+    return np.column_stack([y, np.broadcast_to(np.asarray(sd, dtype=float), y.shape)])
+
+
 # Calls that make a two-column (successes, trials) response.
 _BINOMIAL_RESPONSES = {"cbind": _cbind, "trials": _trials}
+# Calls that make a two-column (response, known SD) response.
+_KNOWN_SD_RESPONSES = {"se": _se}
 # Additions written after a bar in the response (brms): name -> what it means.
-_RESPONSE_ADDITIONS = {"trials": "the number of binomial trials"}
+_RESPONSE_ADDITIONS = {
+    "trials": "the number of binomial trials",
+    "se": "a known standard deviation of each row's response",
+}
 
 NAMESPACE = {
     **_BINOMIAL_RESPONSES,
+    **_KNOWN_SD_RESPONSES,
     "np": np,
     "log": np.log,
     "log1p": np.log1p,
@@ -93,6 +108,10 @@ class ParsedFormula:
         ``(group terms, correlated)``.
     binomial
         True when the response names successes and trials (``cbind(s, f)`` or ``s | trials(n)``).
+    response_label
+        The response's column when the response is a call (``s`` of ``s | trials(n)``).
+    known_sd
+        True when the response carries a known SD per row (``y | se(s)``).
     """
 
     text: str
@@ -100,6 +119,7 @@ class ParsedFormula:
     blocks: tuple[tuple[tuple[GroupSpecificTerm, ...], bool], ...]
     binomial: bool = False
     response_label: str = ""
+    known_sd: bool = False
 
     @property
     def variables(self) -> set[str]:
@@ -129,10 +149,12 @@ def parse(formula: str) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}")
+    if not formula.strip():
+        raise FormulaError("the formula is empty: write it as 'y ~ x + (1 | g)', the response left of '~'")
     try:
         tokens = Scanner(formula).scan()
         tokens, uncorrelated = _merge_double_bars(tokens)
-        tree, binomial, label = _binomial_response(Parser(tokens).parse(), formula)
+        tree, kind, label = _response_addition(Parser(tokens).parse(), formula)
         description = Resolver(tree).resolve()
         if not isinstance(description, Model):
             description = Model(description)
@@ -149,16 +171,17 @@ def parse(formula: str) -> ParsedFormula:
         ) from err
     if description.response is None:
         raise FormulaError(f"formula {formula!r} has no response: write it as 'y ~ ...'")
-    return ParsedFormula(formula, description, blocks, binomial, label)
+    return ParsedFormula(formula, description, blocks, kind == "binomial", label, kind == "se")
 
 
-def _binomial_response(tree: object, formula: str) -> tuple[object, bool, str]:
-    """Rewrite ``s | trials(n) ~ ...`` to ``trials(s, n) ~ ...``; spot ``cbind(s, f) ~ ...``.
+def _response_addition(tree: object, formula: str) -> tuple[object, str, str]:
+    """Rewrite ``s | trials(n) ~ ...`` to ``trials(s, n) ~ ...`` and ``y | se(s)`` to ``se(y, s)``.
 
-    Returns the tree, whether the response is binomial, and the successes' name.
+    Spots ``cbind(s, f) ~ ...`` (and the rewritten calls written out). Returns the tree, the
+    kind of response (``"binomial"``, ``"se"`` or ``""``) and the response's column name.
     """
     if not (isinstance(tree, fexpr.Binary) and tree.operator.kind == "TILDE"):
-        return tree, False, ""
+        return tree, "", ""
     left = tree.left
     if isinstance(left, fexpr.Binary) and left.operator.kind == "PIPE":
         addition = left.right
@@ -171,19 +194,18 @@ def _binomial_response(tree: object, formula: str) -> tuple[object, bool, str]:
                 "works too"
             )
         call = fexpr.Call(addition.callee, [left.left, *addition.args])
-        return fexpr.Binary(call, tree.operator, tree.right), True, _label(left.left)
-    if (
-        isinstance(left, fexpr.Call)
-        and isinstance(left.callee, fexpr.Variable)
-        and _name(left.callee) in _BINOMIAL_RESPONSES
-    ):
+        kind = "se" if name in _KNOWN_SD_RESPONSES else "binomial"
+        return fexpr.Binary(call, tree.operator, tree.right), kind, _label(left.left, kind)
+    callee = _name(left.callee) if isinstance(left, fexpr.Call) else None
+    if callee in _BINOMIAL_RESPONSES or callee in _KNOWN_SD_RESPONSES:
         if len(left.args) != 2:
             raise FormulaError(
-                f"{_name(left.callee)}(...) in {formula!r} needs two arguments: "
-                "cbind(successes, failures) or successes | trials(n)"
+                f"{callee}(...) in {formula!r} needs two arguments: cbind(successes, failures), "
+                "successes | trials(n), or y | se(sd)"
             )
-        return tree, True, _label(left.args[0])
-    return tree, False, ""
+        kind = "se" if callee in _KNOWN_SD_RESPONSES else "binomial"
+        return tree, kind, _label(left.args[0], kind)
+    return tree, "", ""
 
 
 def _name(node: object) -> str | None:
@@ -193,9 +215,9 @@ def _name(node: object) -> str | None:
     return str(getattr(node.name, "lexeme", node.name))
 
 
-def _label(node: object) -> str:
-    """The column name of a response expression (``successes`` when it is not a plain column)."""
-    return _name(node) or "successes"
+def _label(node: object, kind: str = "binomial") -> str:
+    """The column name of a response expression (``successes``/``response`` when not a plain column)."""
+    return _name(node) or ("successes" if kind == "binomial" else "response")
 
 
 def _merge_double_bars(tokens: list) -> tuple[list, set[int]]:
@@ -259,9 +281,11 @@ def evaluate(parsed: ParsedFormula, data: pd.DataFrame) -> Design:
     with np.errstate(divide="ignore", invalid="ignore"):  # non-finite results are reported by check_design
         fixed = DesignMatrices(Model(*desc.common_terms, response=desc.response), data, env)
     response = np.asarray(fixed.response.design_matrix, dtype=float)
-    trials = None
+    trials = known_sd = None
     if parsed.binomial:
         y, trials = response[:, 0], response[:, 1]
+    elif parsed.known_sd:
+        y, known_sd = response[:, 0], response[:, 1]
     else:
         y = response.reshape(-1)
     X, fixed_names, offset = _split_offsets(fixed.common, len(data))
@@ -274,6 +298,7 @@ def evaluate(parsed: ParsedFormula, data: pd.DataFrame) -> Design:
         factors=factors,
         trials=trials,
         offset=offset,
+        known_sd=known_sd,
         common=fixed.common,
     )
 
@@ -363,15 +388,42 @@ def _expr_columns(
 
 
 def _factor_codes(term: GroupSpecificTerm, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Integer codes and level labels of a (possibly interaction) grouping factor."""
-    parts = []
+    """Integer codes and level labels (sorted as strings) of a (possibly interaction) grouping factor.
+
+    Hash-based (``pd.factorize``), so linear in the rows: sorting a million string labels
+    took seconds; only the distinct levels are sorted here.
+    """
+    codes: np.ndarray | None = None
+    labels: np.ndarray = np.array([], dtype=object)
     for component in term.factor.components:
         if not isinstance(component, Variable):
             raise FormulaError(
                 f"grouping factor {term.factor.name!r}: use a data column, not a function call, "
                 "to define groups (add the transformed column to the data first)"
             )
-        parts.append(data[component.name].astype(str).to_numpy())
-    labels = parts[0] if len(parts) == 1 else np.array([":".join(v) for v in zip(*parts, strict=True)])
-    levels, index = np.unique(labels, return_inverse=True)
-    return index.astype(np.int64), tuple(str(v) for v in levels)
+        part_codes, part_labels = _column_codes(data[component.name])
+        if codes is None:
+            codes, labels = part_codes, part_labels
+        else:  # interaction: one code per observed pair, labelled "a:b"
+            pair = codes * len(part_labels) + part_codes
+            pair_codes, pairs = pd.factorize(pair)
+            codes = pair_codes
+            labels = np.array(
+                [f"{labels[p // len(part_labels)]}:{part_labels[p % len(part_labels)]}" for p in pairs],
+                dtype=object,
+            )
+    assert codes is not None  # a factor has at least one component
+    order = np.argsort(labels, kind="stable")
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    return rank[codes], tuple(str(v) for v in labels[order])
+
+
+def _column_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes into distinct string labels; values with the same string form share a code."""
+    codes, uniques = pd.factorize(column, sort=False)
+    labels = np.array([str(v) for v in uniques], dtype=object)
+    label_codes, distinct = pd.factorize(labels)
+    if len(distinct) < len(labels):  # e.g. 1 and "1" in an object column: one level, as before
+        codes, labels = label_codes[codes], np.asarray(distinct, dtype=object)
+    return codes.astype(np.int64), labels

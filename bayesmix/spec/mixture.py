@@ -12,7 +12,8 @@ Public parameter names (the contract, pinned by tests):
 * ``class[{j}]:{coef}``: class-``j`` logit coefficient, ``j >= 2`` (``class[2]:Intercept``).
 
 A prior keyed by a name without the class (``"sigma"``, ``"Intercept"``) applies to
-every class that has the parameter.
+every class that has the parameter. The prior key ``"class"`` takes a Dirichlet prior on the
+class probabilities as a whole (no class covariates); it replaces the logits' own priors.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import special
 
-from .data import select_rows
+from .data import check_response_varies, select_rows
 from .families import Family, PointMass, get_family
 from .formula import FormulaError, ParsedFormula, evaluate, parse
-from .priors import Exponential, Normal, Prior
+from .priors import LKJ, Cauchy, Dirichlet, Exponential, Normal, Prior, StudentT
 
 __all__ = [
     "AUTO",
@@ -115,6 +116,10 @@ class MixtureSpec:
         The binomial trials column, or None.
     coef_names, class_coef_names
         Column names of the component and class designs (new data must give the same).
+    response_scale
+        Per class, ``(centre, scale)`` of the response on the class's linear-predictor scale
+        (:meth:`Family.location`; ``(value, 0)`` for a point mass): the units in which the
+        default priors are set, so that the model is the same whatever the response's units.
     """
 
     k: int
@@ -130,6 +135,7 @@ class MixtureSpec:
     trials: str | None = None
     coef_names: tuple[str, ...] = ()
     class_coef_names: tuple[str, ...] = ("Intercept",)
+    response_scale: tuple[tuple[float, float], ...] = ()
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -240,6 +246,21 @@ def _check_k(k: object, design: MixtureDesign) -> int:
     return k
 
 
+def _check_enough_rows(families: tuple[Component, ...], design: MixtureDesign) -> None:
+    """Each class needs more rows than it has coefficients; a continuous class, a response that varies."""
+    classes = [f for f in families if isinstance(f, Family)]
+    needed = len(classes) * (len(design.coef_names) + 1)
+    if needed > design.n_obs:
+        raise ValueError(
+            f"{len(families)} classes with {len(design.coef_names)} coefficient(s) each need at least "
+            f"{needed} rows (each class must hold more rows than it has coefficients), but the data have "
+            f"{design.n_obs}; use fewer classes or fewer covariates"
+        )
+    continuous = [f for f in classes if not f.discrete]
+    if continuous:
+        check_response_varies(design.y, design.response_name, continuous[0].name)
+
+
 def _check_supports(
     families: tuple[Component, ...], y: FloatArray, response: str, *, masses_present: bool = True
 ) -> None:
@@ -272,6 +293,11 @@ def _class_formula(class_formula: str | None, response: str) -> ParsedFormula | 
     parsed = parse(f"{response} {class_formula.strip()}")
     if parsed.blocks:
         raise FormulaError(f"class_formula {class_formula!r} cannot have random effects")
+    if response in set().union(*(t.var_names for t in parsed.description.common_terms)):
+        raise ValueError(
+            f"class_formula {class_formula!r} uses the response {response!r}: class probabilities are "
+            "modelled before the response is seen; use covariates other than the response"
+        )
     return parsed
 
 
@@ -351,9 +377,7 @@ def default_priors(
     for j, family in enumerate(families):
         if not isinstance(family, Family):
             continue
-        inside = ~family.outside(design.y)  # values a point mass covers are not this family's
-        trials = None if design.trials is None else design.trials[inside]
-        centre, scale = family.location(design.y[inside], trials)
+        centre, scale = _location(family, design)  # values a point mass covers are not this family's
         for i, name in enumerate(design.coef_names):
             if i in slopes:
                 priors[f"{name}[{j + 1}]"] = Normal(0.0, 2.5 * scale / float(np.std(X[:, i])))
@@ -378,6 +402,10 @@ def _merge_priors(
     if not isinstance(user, Mapping):
         raise TypeError(f"priors must be a dict of parameter name -> prior, got {type(user).__name__}")
     merged, chosen = dict(defaults), set()
+    if "class" in user:
+        _class_dirichlet(user, merged, len(classes))
+        chosen.add("class")
+        user = {name: prior for name, prior in user.items() if name != "class"}
     # Class-less keys ("sigma") first, so that a class-specific key ("sigma[2]") wins over them.
     for name, prior in sorted(user.items(), key=lambda item: item[0] in defaults):
         targets = (
@@ -395,11 +423,62 @@ def _merge_priors(
                 f"got {prior!r}"
             )
         for target in targets:
+            if isinstance(prior, Dirichlet):
+                raise ValueError(
+                    f"{prior.describe()} is the prior of the class probabilities as a whole, keyed 'class'; "
+                    f"{target!r} needs a prior such as {defaults[target].describe()}"
+                )
+            if isinstance(prior, LKJ):
+                raise ValueError(
+                    f"{prior.describe()} is a prior for correlation matrices, which mixtures do not have; "
+                    f"give {target!r} a prior such as {defaults[target].describe()}"
+                )
             if defaults[target].positive and not prior.positive:
                 raise ValueError(f"{target!r} is positive: give it a positive prior, not {prior.describe()}")
+            if not defaults[target].positive and not isinstance(prior, Normal | StudentT | Cauchy):
+                # a flat prior on a class's coefficient leaves the posterior improper: the likelihood
+                # stays bounded away from zero as that coefficient runs off (the class empties)
+                raise ValueError(
+                    f"{target!r} is a real-valued coefficient of one class: use Normal, StudentT or Cauchy "
+                    f"(a proper prior: with Flat() a class that empties leaves the posterior improper), "
+                    f"not {prior.describe()}"
+                )
             merged[target] = prior
             chosen.add(target)
     return merged, chosen
+
+
+def _class_dirichlet(user: Mapping[str, Prior], merged: dict[str, Prior], k: int) -> None:
+    """Put ``user["class"]`` (a Dirichlet on the class probabilities) in place of the logits' priors.
+
+    The class probabilities are ``softmax(0, gamma)``; a Dirichlet on them is a prior on
+    ``gamma`` with the Jacobian of that map (:func:`bayesmix.build.priors.dirichlet_logit_logp`),
+    defined when the probabilities are the same for every row (no class covariates).
+    """
+    prior = user["class"]
+    logits = [name for name in merged if name.startswith("class[")]
+    if not isinstance(prior, Dirichlet):
+        raise ValueError(
+            f"'class' (the class probabilities as a whole) takes a Dirichlet prior such as "
+            f"bx.priors.Dirichlet(1), not {prior!r}; the class logits' own priors are keyed {logits}"
+        )
+    if not logits:
+        raise ValueError("a one-class model has no class probabilities to give a Dirichlet prior")
+    if any(not name.endswith(":Intercept") for name in logits):
+        raise ValueError(
+            f"{prior.describe()} on the class probabilities needs them to be the same for every row, but "
+            f"class_formula gives them covariates; give the logit coefficients priors instead: {logits}"
+        )
+    clash = sorted(name for name in user if name.startswith("class["))
+    if clash:
+        raise ValueError(
+            f"priors for {clash} and a Dirichlet prior on 'class' both set the class probabilities' prior; "
+            "give one or the other"
+        )
+    prior.concentrations(k)  # the number of concentrations must match the classes
+    for name in logits:
+        del merged[name]
+    merged["class"] = prior
 
 
 def _evaluate(
@@ -407,6 +486,11 @@ def _evaluate(
 ) -> tuple[MixtureDesign, pd.DataFrame, pd.Index]:
     """Designs of the two formulas on the rows kept; returns the design, those rows and the dropped labels."""
     parsed = parse(formula)
+    if parsed.known_sd:
+        raise FormulaError(
+            f"mixture formulas cannot have known standard deviations (y | se(...)) in {formula!r}; "
+            "a meta-analysis with known SDs is bx.hierarchical or bx.mixed"
+        )
     if parsed.blocks:
         raise FormulaError(
             f"mixture formulas take fixed effects only; {formula!r} has random-effect terms. "
@@ -475,6 +559,7 @@ def specify_mixture(
     k = _check_k(k, design)
     families = _families(k, family)
     _check_supports(families, design.y, design.response_name)
+    _check_enough_rows(families, design)
     design = replace(design, trials=_trials(trials, families, rows, design.y))
     order, groups = _ordering(order_by, families, design.coef_names, design.class_coef_names)
     labels = tuple(str(j + 1) for j in range(k))
@@ -493,8 +578,17 @@ def specify_mixture(
         trials=trials,
         coef_names=design.coef_names,
         class_coef_names=design.class_coef_names,
+        response_scale=tuple(_location(f, design) for f in families),
     )
     return spec, design
+
+
+def _location(family: Component, design: MixtureDesign) -> tuple[float, float]:
+    """Centre and scale of the rows a class can explain (those a point mass covers are not a family's)."""
+    if isinstance(family, PointMass):
+        return family.value, 0.0
+    inside = ~family.outside(design.y)
+    return family.location(design.y[inside], None if design.trials is None else design.trials[inside])
 
 
 def _trials(

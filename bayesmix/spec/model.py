@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 
 from .covariance import attach_covariances
-from .data import check_design, select_rows
+from .data import check_design, check_known_sd, check_response_varies, select_rows
 from .families import Family, get_family
 from .formula import evaluate, parse
 from .parametrization import Choice, choose
-from .priors import LKJ, Cauchy, Exponential, Flat, HalfNormal, Normal, Prior, StudentT
+from .priors import LKJ, Cauchy, Dirichlet, Exponential, Flat, HalfNormal, Normal, Prior, StudentT
 from .terms import Design
 
 __all__ = ["ModelSpec", "default_priors", "specify"]
@@ -53,6 +53,11 @@ class ModelSpec:
         (:mod:`bayesmix.build.marginal`) and drawn afterwards from their exact conditional.
     marginalization
         Why the random effects are, or are not, integrated out (shown in reports).
+    response_scale
+        ``(centre, scale)`` of the response on the linear-predictor scale (mean and SD for
+        the Gaussian family, of ``log y`` for the lognormal; see :meth:`Family.location`):
+        the units in which the default priors are set, so that a response recorded in
+        millimetres or in metres gets the same model (see :func:`default_priors`).
     """
 
     formula: str
@@ -67,6 +72,7 @@ class ModelSpec:
     parametrization: tuple[Choice, ...] = ()
     marginalized: bool = False
     marginalization: str = ""
+    response_scale: tuple[float, float] = (0.0, 1.0)
 
     @property
     def family_def(self) -> Family:
@@ -110,7 +116,8 @@ def default_priors(design: Design, *, flat_fixed: bool, family: Family | None = 
       slopes' uncertainty through the predictors' means;
     * ``sd(x|g)`` :math:`\sim` HalfNormal(:math:`s_y / s_x`), with :math:`s_x = 1` for the intercept;
     * correlations: LKJ(2), mildly favouring zero;
-    * ``sigma`` :math:`\sim` Exponential(:math:`1 / s_y`).
+    * ``sigma`` :math:`\sim` Exponential(:math:`1 / s_y`); none when the response has known SDs
+      (``y | se(s)``).
 
     For families other than the Gaussian, :math:`\bar y` and :math:`s_y` are the centre and
     scale of the response on the linear-predictor scale (:meth:`Family.location`: the mean
@@ -140,6 +147,8 @@ def default_priors(design: Design, *, flat_fixed: bool, family: Family | None = 
         if factor.correlated:
             priors[f"corr({factor.name})"] = LKJ(2.0)
     for aux, prior in family.auxiliary.items():
+        if aux == "sigma" and design.known_sd is not None:
+            continue  # se(): each row's SD is known, there is no residual SD to estimate
         priors[aux] = prior if prior is not None else Exponential(1.0 / sy)
     return priors
 
@@ -152,15 +161,30 @@ def _merge_priors(defaults: dict[str, Prior], user: Mapping[str, Prior] | None) 
     merged = dict(defaults)
     for name, prior in user.items():
         if name not in defaults:
-            raise ValueError(f"no parameter named {name!r} in this model; valid names: {list(defaults)}")
+            raise ValueError(
+                f"no parameter named {name!r} in this model{_name_hint(name)}; valid names: {list(defaults)}"
+            )
         if not isinstance(prior, Prior):
             raise TypeError(
                 f"the prior for {name!r} must be a bayesmix prior such as bx.priors.Normal(0, 1), "
                 f"got {prior!r}"
             )
         default = defaults[name]
-        if isinstance(default, LKJ) != isinstance(prior, LKJ):
-            raise ValueError(f"{name!r} needs an LKJ prior, got {prior.describe()}")
+        if isinstance(prior, Dirichlet):
+            raise ValueError(
+                f"{prior.describe()} is a prior for the class probabilities of a finite mixture (bx.fmm, key "
+                f"'class'); {name!r} needs a prior such as {default.describe()}"
+            )
+        if isinstance(default, LKJ) and not isinstance(prior, LKJ):
+            raise ValueError(
+                f"{name!r} is a correlation matrix: it needs an LKJ prior such as bx.priors.LKJ(2), "
+                f"not {prior.describe()}"
+            )
+        if isinstance(prior, LKJ) and not isinstance(default, LKJ):
+            raise ValueError(
+                f"{prior.describe()} is a prior for correlation matrices ('corr(g)'), but {name!r} is a "
+                f"single parameter; give it a prior such as {default.describe()}"
+            )
         if isinstance(default, _REAL_PRIORS) and not isinstance(prior, _REAL_PRIORS):
             raise ValueError(
                 f"{name!r} is a real-valued coefficient: use Normal, StudentT, Cauchy or Flat, "
@@ -168,11 +192,45 @@ def _merge_priors(defaults: dict[str, Prior], user: Mapping[str, Prior] | None) 
             )
         if default.positive and not prior.positive:
             raise ValueError(
-                f"{name!r} is positive: use HalfNormal, HalfCauchy, HalfStudentT, Exponential or "
-                f"Uniform with lower >= 0, not {prior.describe()}"
+                f"{name!r} is positive: use HalfNormal, HalfCauchy, HalfStudentT, Exponential, Gamma, "
+                f"Uniform with lower >= 0 or Beta (below 1), not {prior.describe()}"
             )
         merged[name] = prior
     return merged
+
+
+def _name_hint(name: object) -> str:
+    """Why a likely name is not a parameter: correlations share one prior; se() leaves no sigma."""
+    text = str(name)
+    if text.startswith("corr(") and "," in text and "|" in text:
+        factor = text.rsplit("|", 1)[1].rstrip(")")
+        return (
+            f" (the correlations of a factor share one LKJ prior, keyed by the factor: "
+            f"'corr({factor})': bx.priors.LKJ(2))"
+        )
+    if text == "sigma":
+        return " (a response written 'y | se(s) ~ ...' has known SDs and no residual sigma)"
+    return ""
+
+
+def _check_flat_identified(design: Design, priors: Mapping[str, Prior]) -> None:
+    """Fixed effects with flat priors need linearly independent columns, or the posterior is improper."""
+    flat = [j for j, name in enumerate(design.fixed_names) if isinstance(priors[name], Flat)]
+    if not flat:
+        return
+    X = design.X[:, flat]
+    norms = np.linalg.norm(X, axis=0)
+    _, singular, vt = np.linalg.svd(X / np.where(norms > 0, norms, 1.0), full_matrices=False)
+    tol = max(X.shape) * np.finfo(float).eps * max(float(singular.max(initial=0.0)), 1.0)
+    if X.shape[0] >= X.shape[1] and singular.min() > tol:
+        return
+    null = vt[-1] if X.shape[0] >= X.shape[1] else np.ones(len(flat))
+    involved = [design.fixed_names[flat[j]] for j in np.flatnonzero(np.abs(null) > 1e-6)]
+    raise ValueError(
+        f"the fixed-effect columns {involved} are linearly dependent on these {design.n_obs} rows, and their "
+        "priors are flat (bx.mixed), so the data cannot tell them apart and the posterior is improper; "
+        "drop one of them from the formula, or give them proper priors (bx.hierarchical, or priors=)"
+    )
 
 
 def specify(
@@ -202,14 +260,26 @@ def specify(
             f"the response of {formula!r} counts successes out of trials, which only family='binomial' "
             f"models (got family={family!r})"
         )
+    if parsed.known_sd and fam.name != "gaussian":
+        raise ValueError(
+            f"the response of {formula!r} has known standard deviations (y | se(...)), which only "
+            f"family='gaussian' models (y_i ~ Normal(mu_i, se_i)); got family={family!r}"
+        )
     rows, dropped = select_rows(parsed, data, missing)
 
-    design = replace(evaluate(parsed, rows), auxiliary=tuple(fam.auxiliary))
+    design = evaluate(parsed, rows)
+    # se(): the residual SD of each row is known, so sigma is no parameter
+    known = design.known_sd is not None
+    design = replace(design, auxiliary=tuple(a for a in fam.auxiliary if not (known and a == "sigma")))
     design = attach_covariances(design, covariances)
     check_design(design)
+    check_known_sd(design, rows.index)
     if design.trials is None:
         fam.check_support(design.y, design.response_name)
+    if not fam.discrete and not known:  # with known SDs no scale can collapse
+        check_response_varies(design.y, design.response_name, fam.name)
     all_priors = _merge_priors(default_priors(design, flat_fixed=kind == "mixed", family=fam), priors)
+    _check_flat_identified(design, all_priors)
     choices = choose(design, fam, centered)
     marginalized, why = _marginalization(design, fam, marginalize)
     spec = ModelSpec(
@@ -225,6 +295,7 @@ def specify(
         parametrization=choices,
         marginalized=marginalized,
         marginalization=why,
+        response_scale=fam.location(design.y, design.trials),
     )
     return spec, design
 
@@ -245,6 +316,15 @@ def _marginalization(design: Design, family: Family, asked: bool | None) -> tupl
         )
     elif asked is False:
         return False, "sampled (marginalize=False)"
+    elif asked is None and design.factors[0].covariance is not None:
+        # Measured (issue 5): with K the marginal needs a dense (Jq x Jq) Cholesky and its
+        # gradient at every step; 44 related levels sampled in 57 s that way against about
+        # 1 s with the random effects sampled. marginalize=True still integrates them out.
+        return False, (
+            "sampled: with a known covariance K the random effects can be integrated out only jointly "
+            "over all levels, a dense Cholesky per gradient that is slower than sampling them; "
+            "marginalize=True integrates them out anyway"
+        )
     else:
         factor = design.factors[0]
         how = "jointly over the levels (known covariance K)" if factor.covariance is not None else "per group"

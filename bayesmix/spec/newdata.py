@@ -38,7 +38,9 @@ def evaluate_new(parsed: ParsedFormula, design: Design, data: pd.DataFrame) -> D
     data
         The new rows. They need every column the formula uses except the response; a binomial
         response needs its trials (the ``n`` of ``s | trials(n)``, or both columns of
-        ``cbind(s, f)``, whose sum is the number of trials). Other columns are ignored.
+        ``cbind(s, f)``, whose sum is the number of trials). A response with known SDs
+        (``y | se(s)``) has its SDs read when the columns of ``se(...)`` are present (predictive
+        draws need them), else ``known_sd`` is None. Other columns are ignored.
 
     Returns
     -------
@@ -64,6 +66,10 @@ def evaluate_new(parsed: ParsedFormula, design: Design, data: pd.DataFrame) -> D
     trials_columns = _trials_columns(parsed)
     needed = set(trials_columns).union(*(t.var_names for t in [*desc.common_terms, *desc.group_terms]))
     _check_new_columns(parsed, data, sorted(needed - {""}), trials_columns)
+    # grouping columns are matched as text; the others are read by formulae
+    read = set().union(*(t.var_names for t in desc.common_terms))
+    read |= set().union(*(t.expr.var_names for t in desc.group_terms))
+    _check_new_types(design, data, sorted(read - {""}))
     env = Environment([NAMESPACE])
     n = len(data)
     fitted: Any = design.common  # formulae's CommonEffectsMatrix of the fitting rows
@@ -74,6 +80,7 @@ def evaluate_new(parsed: ParsedFormula, design: Design, data: pd.DataFrame) -> D
             common = _new_data_step(lambda: fitted.evaluate_new_data(data), "a fixed-effect term")
             X, _, offset = _split_offsets(common, n)
         trials = _new_trials(parsed, data, trials_columns, env) if parsed.binomial else None
+        known_sd = _new_known_sd(parsed, data, env) if parsed.known_sd else None
         factors = _new_factors(parsed, design, data, env)
     new = Design(
         response_name=design.response_name,
@@ -84,6 +91,7 @@ def evaluate_new(parsed: ParsedFormula, design: Design, data: pd.DataFrame) -> D
         auxiliary=design.auxiliary,
         trials=trials,
         offset=offset,
+        known_sd=known_sd,
         common=common,
     )
     _check_new_values(new, data.index)
@@ -99,6 +107,28 @@ def _trials_columns(parsed: ParsedFormula) -> tuple[str, ...]:
     if response.term.components[0].call.callee == "trials":
         columns -= {parsed.response}
     return tuple(sorted(columns))
+
+
+def _new_known_sd(parsed: ParsedFormula, data: pd.DataFrame, env: Environment) -> np.ndarray | None:
+    """Known SDs of new rows (``y | se(s)``) when the data have the SD's columns; None otherwise."""
+    response = parsed.description.response
+    columns = set(response.var_names) - {"", parsed.response}
+    if not columns <= set(data.columns):
+        return None
+    _, problems = missing_values(data, sorted(columns))
+    if problems:
+        raise ValueError(f"missing or non-finite known SDs (se(...)) in the new data: {'; '.join(problems)}")
+    filled = data.assign(**{c: 0.0 for c in set(response.var_names) - columns - {""}})
+    matrix = DesignMatrices(Model(response=response), filled, env).response.design_matrix
+    sd = np.asarray(matrix, dtype=float)[:, 1]
+    bad = ~(np.isfinite(sd) & (sd > 0))
+    if bad.any():
+        first = ", ".join(repr(v) for v in data.index[bad][:5].tolist())
+        raise ValueError(
+            f"the known SDs (se(...)) of the new data must be finite and > 0, but {int(bad.sum())} rows "
+            f"are not (first labels {first})"
+        )
+    return sd
 
 
 def _check_new_columns(
@@ -121,6 +151,22 @@ def _check_new_columns(
             f"missing or non-finite values in the new data: {'; '.join(problems)}. "
             "Predictions need every value the formula uses: fill or remove these rows"
         )
+
+
+def _check_new_types(design: Design, data: pd.DataFrame, columns: list[str]) -> None:
+    """A column numeric when fitting must be numeric in the new data (text cannot be read as numbers)."""
+    fitted = getattr(design.common, "data", None)  # formulae keeps the fitting rows on the fixed part
+    if not isinstance(fitted, pd.DataFrame):
+        return
+    for col in columns:
+        if col not in fitted.columns or not pd.api.types.is_numeric_dtype(fitted[col]):
+            continue
+        values = data[col]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_complex_dtype(values):
+            raise TypeError(
+                f"the column {col!r} was numeric ({fitted[col].dtype}) when the model was fitted, but has "
+                f"dtype {values.dtype} in the new data; convert it, e.g. pd.to_numeric(new_data[{col!r}])"
+            )
 
 
 def _new_data_step(step: Callable[[], Any], what: str) -> Any:

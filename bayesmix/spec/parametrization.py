@@ -69,9 +69,11 @@ class Choice:
 def _aux_at_moments(family: Family, design: Design) -> dict[str, np.ndarray]:
     """Rough values of the auxiliary parameters from the response's moments (for the rule only)."""
     y = design.y
-    values: dict[str, float] = {}
+    values: dict[str, float | FloatArray] = {}
     for name in family.auxiliary:
-        if name == "sigma":
+        if name == "sigma" and design.known_sd is not None:
+            values[name] = design.known_sd  # y | se(s): the information of row i is 1 / s_i^2
+        elif name == "sigma":
             values[name] = float(np.std(np.log(y) if family.log_response else y)) or 1.0
         elif name == "nu":
             values[name] = 4.0
@@ -136,9 +138,13 @@ def pooled_fit(design: Design, family: Family) -> tuple[FloatArray, FloatArray, 
 
 
 def _group_fits(
-    factor: GroupFactor, r: FloatArray, w: FloatArray
+    factor: GroupFactor, r: FloatArray, w: FloatArray, extra_rows: int = 1
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Per group: ``b_j``, the diagonal of ``V_j`` (``inf`` where not estimable), weighted squared errors."""
+    """Per group: ``b_j``, the diagonal of ``V_j`` (``inf`` where not estimable), weighted squared errors.
+
+    A group is estimable with at least ``q + extra_rows`` rows (``extra_rows=0`` when the residual
+    variance is known, so that one row per group, as in a meta-analysis, suffices).
+    """
     J, q = factor.n_levels, factor.n_terms
     Z = factor.values
     A = np.empty((J, q, q))
@@ -150,24 +156,32 @@ def _group_fits(
     v = np.full((J, q), np.inf)
     scale = np.maximum(np.abs(A).max(axis=(1, 2)), 1e-300)
     for j in range(J):
-        if factor.counts[j] > q and np.linalg.cond(A[j] / scale[j]) < 1e10:
+        if factor.counts[j] >= q + extra_rows and np.linalg.cond(A[j] / scale[j]) < 1e10:
             inv = np.linalg.inv(A[j])
             b[j], v[j] = inv @ c[j], np.diag(inv)
     fitted = np.sum(b[factor.index] * Z, axis=1)
     return b, v, np.asarray(w * (r - fitted) ** 2)
 
 
-def information_ratio(factor: GroupFactor, family: Family, residuals: tuple[FloatArray, FloatArray]) -> float:
+def information_ratio(
+    factor: GroupFactor,
+    family: Family,
+    residuals: tuple[FloatArray, FloatArray],
+    *,
+    known_scale: bool = False,
+) -> float:
     """The smallest over terms of the median over groups of ``tau^2 / V_j`` (see the module notes).
 
-    ``residuals`` are the working residuals and weights of :func:`pooled_fit`.
+    ``residuals`` are the working residuals and weights of :func:`pooled_fit`. ``known_scale``:
+    the weights are the known inverse variances of the rows (``y | se(s)``), used as they are.
     """
     r, w = residuals
-    b, v, weighted_rss = _group_fits(factor, r, w)
+    b, v, weighted_rss = _group_fits(factor, r, w, extra_rows=0 if known_scale else 1)
     ok = np.isfinite(v[:, 0])
     if not ok.any():
         return 0.0
-    if "sigma" in family.auxiliary:  # identity-link families: replace the total variance by the within one
+    # identity-link families: replace the total variance by the within one (unless it is known)
+    if "sigma" in family.auxiliary and not known_scale:
         rows = ok[factor.index]
         dof = int(rows.sum()) - factor.n_terms * int(ok.sum())
         if dof > 0:
@@ -220,7 +234,7 @@ def choose(
     r, w, _ = pooled_fit(design, family)
     choices = []
     for factor in design.factors:
-        ratio = information_ratio(factor, family, (r, w))
+        ratio = information_ratio(factor, family, (r, w), known_scale=design.known_sd is not None)
         if factor.name in overrides:
             choices.append(Choice(factor.name, overrides[factor.name], ratio, "user"))
         else:

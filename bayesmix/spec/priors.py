@@ -3,7 +3,7 @@
 Priors are data: a frozen dataclass per distribution, validated on creation and
 mapped to PyMC in one place (:mod:`bayesmix.build.priors`). They are keyed by the
 public parameter names (``"Intercept"``, ``"Days"``, ``"sd(Days|Subject)"``,
-``"corr(Subject)"``, ``"sigma"``).
+``"corr(Subject)"``, ``"sigma"``; ``"class"`` for the class probabilities of a mixture).
 
 >>> import bayesmix as bx
 >>> bx.priors.Normal(0, 2.5)
@@ -13,11 +13,15 @@ Normal(mu=0.0, sigma=2.5)
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 __all__ = [
     "LKJ",
+    "Beta",
     "Cauchy",
+    "Dirichlet",
     "Exponential",
     "Flat",
     "Gamma",
@@ -55,7 +59,7 @@ class Prior:
     def _check(self) -> None:
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers too
                 raise TypeError(f"{type(self).__name__}: {f.name} must be a number, got {value!r}")
             object.__setattr__(self, f.name, float(value))
 
@@ -203,3 +207,81 @@ class LKJ(Prior):
     def __post_init__(self) -> None:
         self._check()
         _positive("eta", self.eta, "LKJ")
+
+
+@dataclass(frozen=True, slots=True)
+class Beta(Prior):
+    """Beta(alpha, beta) on (0, 1): for a positive parameter known to lie below 1."""
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    positive = True
+
+    def __post_init__(self) -> None:
+        self._check()
+        _positive("alpha", self.alpha, "Beta")
+        _positive("beta", self.beta, "Beta")
+
+
+@dataclass(frozen=True, slots=True)
+class Dirichlet(Prior):
+    r"""Dirichlet prior on the class probabilities of a finite mixture (the prior key ``"class"``).
+
+    Parameters
+    ----------
+    alpha
+        One concentration per class (``k`` positive numbers), or one positive number for the
+        symmetric Dirichlet of any ``k``. ``Dirichlet(1)`` is uniform on the simplex.
+
+    Notes
+    -----
+    bayesmix parametrizes the class probabilities as a multinomial logit,
+    :math:`\pi = \operatorname{softmax}(0, \gamma_2, \dots, \gamma_k)`, and samples
+    :math:`\gamma`. The prior density of :math:`\gamma` implied by
+    :math:`\pi \sim \operatorname{Dirichlet}(\alpha)` carries the Jacobian
+    :math:`|\partial(\pi_2..\pi_k) / \partial\gamma| = \prod_{i=1}^k \pi_i`, so
+
+    .. math:: \log p(\gamma) = \log\Gamma\big(\textstyle\sum_i \alpha_i\big)
+       - \sum_i \log\Gamma(\alpha_i) + \sum_i \alpha_i \log \pi_i .
+
+    It applies only when the class probabilities have no covariates (no ``class_formula``).
+    """
+
+    alpha: float | tuple[float, ...] = 1.0
+
+    def __post_init__(self) -> None:
+        raw: object = self.alpha
+        scalar = isinstance(raw, numbers.Real) and not isinstance(raw, bool)
+        if scalar:
+            values: tuple[object, ...] = (raw,)
+        elif isinstance(raw, str | bytes) or not isinstance(raw, Iterable):
+            raise TypeError(f"Dirichlet: alpha must be a number or a sequence of numbers, got {raw!r}")
+        else:
+            values = tuple(raw)
+            if len(values) < 2:
+                raise ValueError(
+                    f"Dirichlet: alpha needs one concentration per class (two or more), got {values!r}"
+                )
+        checked = []
+        for a in values:
+            if isinstance(a, bool) or not isinstance(a, numbers.Real):
+                raise TypeError(f"Dirichlet: alpha must hold numbers, got {a!r}")
+            _positive("alpha", float(a), "Dirichlet")
+            checked.append(float(a))
+        object.__setattr__(self, "alpha", checked[0] if scalar else tuple(checked))
+
+    def concentrations(self, k: int) -> tuple[float, ...]:
+        """The ``k`` concentrations (the symmetric one repeated); an error when the lengths differ."""
+        if isinstance(self.alpha, float):
+            return (self.alpha,) * k
+        if len(self.alpha) != k:
+            raise ValueError(
+                f"{self.describe()} has {len(self.alpha)} concentrations, but the mixture has {k} classes"
+            )
+        return self.alpha
+
+    def describe(self) -> str:
+        """``Dirichlet(1)`` or ``Dirichlet([2, 1, 1])``."""
+        if isinstance(self.alpha, float):
+            return f"Dirichlet({self.alpha:.4g})"
+        return f"Dirichlet([{', '.join(f'{a:.4g}' for a in self.alpha)}])"

@@ -124,6 +124,11 @@ class Design:
         Binomial trials per row (``cbind(s, f)`` or ``s | trials(n)``), else None.
     offset
         Sum of the formula's ``offset(...)`` terms, on the link scale, else None.
+    known_sd
+        The known standard deviation of each row's response (``y | se(s) ~ ...``, as in brms:
+        meta-analysis, where each study reports its estimate and standard error), else None.
+        With it the Gaussian likelihood is ``y_i ~ N(mu_i, known_sd_i^2)`` and there is no
+        residual ``sigma`` (``auxiliary`` is empty).
     common
         formulae's fixed-effect matrix object, kept to encode new data exactly as the
         fitting data were (categorical levels, stateful transforms); None when not available.
@@ -137,6 +142,7 @@ class Design:
     auxiliary: tuple[str, ...] = ("sigma",)
     trials: FloatArray | None = None
     offset: FloatArray | None = None
+    known_sd: FloatArray | None = None
     common: object | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -144,6 +150,8 @@ class Design:
             raise ValueError(
                 f"X has shape {self.X.shape}, expected ({self.y.shape[0]}, {len(self.fixed_names)})"
             )
+        if self.known_sd is not None and self.known_sd.shape != self.y.shape:
+            raise ValueError(f"known_sd has shape {self.known_sd.shape}, expected {self.y.shape}")
         names = [f.name for f in self.factors]
         if len(set(names)) != len(names):
             raise ValueError(f"grouping factors must be unique, got {names}")
