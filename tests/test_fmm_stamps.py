@@ -119,11 +119,15 @@ def test_ml_normal_matches_stata_on_float32_data(float32_ml: MixtureMLFit, stamp
     # half a unit of the 4th decimal: the log-likelihood is flat at the maximum, so only rounding
     assert ml.loglik == pytest.approx(ref["loglik"], abs=0.5e-4)
     est, se, table = ml.estimates, ml.std_errors, ml.table()
+    # Point estimates: one printed unit plus a millionth of a standard error. Two optimizers
+    # stop at slightly different points of a flat maximum: the search (standardized units since
+    # issue 7) and Stata's each locate it only to their convergence tolerance; a class logit
+    # moved 1.3e-7 (0.4e-6 of its SE of ~0.34) when the search's units changed.
     for j, row in ref["class_logit"].items():
-        _assert_printed(est[f"class[{j}]:Intercept"], row["coef"])
+        _assert_printed(est[f"class[{j}]:Intercept"], row["coef"], extra=1e-6 * row["se"])
         _assert_printed(se[f"class[{j}]:Intercept"], row["se"], se=True)
     for j, row in ref["mean"].items():
-        _assert_printed(est[f"Intercept[{j}]"], row["coef"])
+        _assert_printed(est[f"Intercept[{j}]"], row["coef"], extra=1e-6 * row["se"])
         _assert_printed(se[f"Intercept[{j}]"], row["se"], se=True)
     z = stats.norm.isf(0.025)
     for j, row in ref["variance"].items():
