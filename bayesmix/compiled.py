@@ -33,7 +33,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import equal_computations
 from pytensor.graph.traversal import graph_inputs
 
-__all__ = ["CACHE_SIZE", "Compiled", "cached_backend", "clear_cache", "compile_model"]
+__all__ = ["CACHE_SIZE", "Compiled", "clear_cache", "compile_model"]
 
 #: compiled models kept per process (least recently used dropped first)
 CACHE_SIZE = 16
@@ -103,42 +103,41 @@ def _data_names(compiled: Any) -> set[str]:
     return set(compiled._shared_data)  # jax: nutpie keeps them by name
 
 
-def cached_backend(model: pm.Model) -> str | None:
-    """A backend under which a model of this structure is already compiled (numba first), or None."""
-    key, outputs, inputs, _ = _structure(model)
-    with _LOCK:
-        for backend in ("numba", "jax"):
-            if (backend, *key) in _CACHE and _lookup((backend, *key), outputs, inputs) is not None:
-                return backend
-    return None
-
-
 def compile_model(
-    model: pm.Model, backend: str, *, initial_point: dict[str, Any] | None = None, reuse: bool = True
+    model: pm.Model,
+    backend: str,
+    *,
+    fallback: str = "numba",
+    initial_point: dict[str, Any] | None = None,
+    reuse: bool = True,
 ) -> Compiled:
-    """Compile ``model`` with nutpie under ``backend`` (``"numba"`` or ``"jax"``).
+    """Compile ``model`` with nutpie under ``backend`` (``"numba"``, ``"jax"`` or ``"auto"``).
 
-    With ``reuse``, a model compiled earlier in this process with the same structure is
-    taken, with this model's data swapped in. ``initial_point`` starts every chain there,
-    without nutpie's random jitter; such compiled models are not cached (their initial
-    point is part of them).
+    With ``reuse``, a numba model compiled earlier in this process with the same structure
+    is taken, with this model's data swapped in. ``"auto"`` takes such a model when there is
+    one and otherwise compiles under ``fallback``. ``initial_point`` starts every chain
+    there, without nutpie's random jitter; such compiled models are not cached (their
+    initial point is part of them).
     """
     import nutpie
 
-    key, outputs, inputs, data = _structure(model)
-    key = (backend, *key)
+    structure, outputs, inputs, data = _structure(model)
     # JAX compiles in 1-3 s, and with the data frozen into the graph XLA specializes on them:
     # measured 0.9 ms against 3.6 ms per gradient for a Poisson GLMM of 100k rows. So JAX
     # models are frozen and compiled each time; numba models (9 s and more of LLVM) are reused.
-    reuse = reuse and initial_point is None and backend == "numba"
-    if reuse:
+    reuse = reuse and initial_point is None
+    key = ("numba", *structure)
+    if reuse and backend in ("numba", "auto"):
         with _LOCK:
             cached = _lookup(key, outputs, inputs)
         if cached is not None:
             start = time.perf_counter()
             known = _data_names(cached)
             compiled = cached.with_data(**{k: v for k, v in data.items() if k in known})
-            return Compiled(compiled, backend, time.perf_counter() - start, reused=True)
+            return Compiled(compiled, "numba", time.perf_counter() - start, reused=True)
+    if backend == "auto":
+        backend = fallback
+    reuse = reuse and backend == "numba"
     options: dict[str, Any] = {"backend": backend, "freeze_model": backend == "jax"}
     if backend == "jax":
         options["gradient_backend"] = "jax"

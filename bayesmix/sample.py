@@ -19,7 +19,7 @@ import pymc as pm
 import xarray as xr
 from numba.core.errors import NumbaWarning
 
-from .compiled import cached_backend, compile_model
+from .compiled import compile_model
 
 __all__ = ["SAMPLERS", "SampleSettings", "check_seed", "run_nuts", "run_nuts_from"]
 
@@ -158,9 +158,6 @@ def _run_nutpie(
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
-    backend = settings.backend
-    if backend == "auto":
-        backend = cached_backend(model) or auto_backend
     with warnings.catch_warnings():
         # pip-installed PyTensor has no BLAS for its C backend; nutpie compiles with numba or
         # JAX, which bring their own, so the warning does not apply.
@@ -168,7 +165,7 @@ def _run_nutpie(
         # numba cannot cache on disk a function with data folded in as constants (a constant
         # response, see bayesmix.build.model.SHARED_RESPONSE); it compiles it all the same.
         warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=NumbaWarning)
-        compiled = compile_model(model, backend, initial_point=initvals)
+        compiled = compile_model(model, settings.backend, fallback=auto_backend, initial_point=initvals)
     seed = settings.random_seed
     if seed is None:
         seed = int(np.random.default_rng().integers(2**32))
@@ -189,7 +186,7 @@ def _run_nutpie(
     patch_nutpie_idata(tree, model, sampling_time=wall)
     _drop_internal_data(tree)
     tree["posterior"].attrs.update(
-        nutpie_backend=backend,
+        nutpie_backend=compiled.backend,
         compile_time=compiled.compile_time,
         compiled_model_reused=int(compiled.reused),
     )
