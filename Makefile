@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy bayesmix
 
 pytest: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 notebooks: $(STAMP)
 	BAYESMIX_FAST=1 $(PY) scripts/run-notebooks.py notebooks

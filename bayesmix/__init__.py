@@ -7,6 +7,7 @@
 
 from . import datasets, plots
 from .api import HierarchicalModel, MixtureModel, compare_fits, compare_k, fmm, hierarchical, mixed
+from .calibration import SBCResult, sbc
 from .compare.fmm import CloseMaximaWarning, MixtureMLFit
 from .compare.laplace import LaplaceFitWarning
 from .results.diagnostics import Diagnostics
@@ -30,6 +31,7 @@ __all__ = [
     "MixtureMLFit",
     "MixtureModel",
     "PointMass",
+    "SBCResult",
     "compare_fits",
     "compare_k",
     "datasets",
@@ -39,5 +41,6 @@ __all__ = [
     "mixed",
     "plots",
     "priors",
+    "sbc",
 ]
 __version__ = "0.1.0"

@@ -442,7 +442,9 @@ class MixtureModel:
             ``start_window`` log-likelihood units of the best, so that a multimodal posterior
             shows up as chains in different modes (:meth:`MixtureFit.modes`) instead of being
             missed; ``"ml"``: every chain at the best maximum; ``"prior"``: PyMC's default
-            start (not recommended: mixtures need good starts).
+            start (not recommended: mixtures need good starts). With ``"prior"`` a search that
+            finds no usable maximum is a warning, not an error, and the fit has ``ml=None``
+            (no :meth:`MixtureFit.compare`).
         start_window
             Log-likelihood window for ``init="modes"``.
         ml
@@ -476,11 +478,24 @@ class MixtureModel:
         if ml is not None and ml.spec is not self.spec:
             raise ValueError("ml= must be a fit_ml() result of this model (its spec differs)")
         start = time.perf_counter()
-        ml = ml if ml is not None else self.fit_ml()
+        if ml is None:
+            try:
+                ml = self.fit_ml()
+            except RuntimeError as err:
+                if init != "prior":
+                    raise
+                # the prior start needs no maximum; the fit is kept, without its ML counterpart
+                warnings.warn(
+                    f"no maximum-likelihood fit to compare with ({err}); sampling from PyMC's start. "
+                    "compare() will not be available for this fit",
+                    UserWarning,
+                    stacklevel=2,
+                )
         starts: tuple[float, ...] = ()
         if init == "prior":
             idata, _ = run_nuts(self.pymc_model, settings, nutpie_options=_MIXTURE_NUTPIE, auto_backend=auto)
         else:
+            assert ml is not None  # fit_ml() raised otherwise
             maxima = ml.local_maxima if init == "modes" else (ml,)
             points = [
                 (m.loglik, p)

@@ -256,7 +256,7 @@ def report(result: Fit | MixtureFit) -> None:
     table = result.compare()
     print(f"Posterior beside the {table.attrs.get('reference', 'ML fit')}; diff_sd = (mean - estimate) / sd")
     print(table.to_string(float_format=_number))
-    if isinstance(result, MixtureFit):
+    if isinstance(result, MixtureFit) and result.ml is not None:
         posterior = result.class_probabilities()
         ml = result.ml.class_probabilities().rename(
             columns={

@@ -548,6 +548,13 @@ def plot_rank(fit: Fit | MixtureFit, var_names: str | Sequence[str] | None = Non
     return azp.plot_rank(tree, **_figure_kwargs(kwargs, size))
 
 
+# ----- simulation-based calibration (bx.sbc) ------------------------------------------------
+# Drawn beside the run they show (bayesmix/calibration/plots.py) and offered here with the others.
+from .calibration.plots import plot_sbc_ecdf, plot_sbc_ranks  # noqa: E402  (appended section)
+
+__all__ += ["plot_sbc_ecdf", "plot_sbc_ranks"]
+
+
 # ----- meta-analysis: the forest plot ---------------------------------------------------------
 def plot_forest(fit: Fit, group: str | None = None, *, prob: float = 0.95, ax: Axes | None = None) -> Axes:
     """Forest plot: each level's own estimate beside its partially pooled posterior, then the pooled rows.

@@ -273,3 +273,17 @@ def test_a_floor_on_sigma_makes_tied_values_a_proper_class() -> None:
     assert fit.draws()["sigma[3]"].min() >= floor
     problems = " ".join(fit.diagnostics().problems)
     assert "spike" not in problems and "collapsed" not in problems and "divergent" not in problems
+
+
+@pytest.mark.slow
+def test_a_prior_start_needs_no_maximum() -> None:
+    """init='prior' samples when the search finds only collapsed maxima; the fit says compare() cannot run."""
+    model = bx.fmm(3, "y ~ 1", _tied(3))
+    short = {**DEGENERATE, "draws": 100, "tune": 100}  # the start is under test, not the posterior
+    with pytest.warns(UserWarning, match=r"no maximum-likelihood fit to compare with \(every maximum"):
+        fit = model.fit(init="prior", **short)
+    assert fit.ml is None
+    assert fit.posterior.sizes["chain"] == 2 and fit.posterior.sizes["draw"] == 100
+    with pytest.raises(ValueError, match=r"no maximum-likelihood counterpart.*fit_ml"):
+        fit.compare()
+    fit.diagnostics()  # the spike check needs the ML maximum: skipped, not an error

@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 
 from ..spec.families import Family
 
-__all__ = ["DISTRIBUTIONS", "family_dist", "family_logp", "inverse_link"]
+__all__ = ["DISTRIBUTIONS", "family_dist", "family_logp", "inverse_link", "within_support"]
 
 Tensor = Any
 
@@ -61,13 +61,28 @@ def family_dist(family: Family, eta: Tensor, aux: Mapping[str, Tensor], trials: 
 _SAFE = {"real": 0.0, "positive": 1.0, "count": 0.0, "binary": 0.0, "unit": 0.5, "any": 0.0}
 
 
-def family_logp(
-    family: Family, eta: Tensor, aux: Mapping[str, Tensor], y: np.ndarray, trials: np.ndarray | None
-) -> Tensor:
-    """Elementwise log-density of ``y``; ``-inf`` where ``y`` is outside the family's support."""
+def within_support(family: Family, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(y_safe, inside)``: ``y`` with values outside the support set to one inside, and where it was."""
     inside = ~family.outside(y)
-    y_safe = np.where(inside, y, _SAFE[family.support])
-    logp = pm.logp(family_dist(family, eta, aux, trials), y_safe)
-    if inside.all():
-        return logp
-    return pt.switch(inside, logp, -np.inf)
+    return np.where(inside, y, _SAFE[family.support]), inside
+
+
+def family_logp(
+    family: Family,
+    eta: Tensor,
+    aux: Mapping[str, Tensor],
+    y: Any,
+    trials: Any,
+    inside: Any = None,
+) -> Tensor:
+    """Elementwise log-density of ``y``; ``-inf`` where ``y`` is outside the family's support.
+
+    ``y`` is a numpy array, or, with ``inside`` given, the response already inside the
+    support (:func:`within_support`) and the mask of where it was: both may then be
+    symbolic inputs, so that one compiled function serves every data set of that shape.
+    """
+    if inside is None:
+        y, inside = within_support(family, y)
+        if inside.all():
+            return pm.logp(family_dist(family, eta, aux, trials), y)
+    return pt.switch(inside, pm.logp(family_dist(family, eta, aux, trials), y), -np.inf)

@@ -22,6 +22,7 @@ the class probabilities, whose log-density it holds) and the response under its 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,10 @@ from pymc.logprob.transforms import Transform
 from ..spec.families import PointMass
 from ..spec.mixture import MixtureDesign, MixtureSpec
 from ..spec.priors import Dirichlet, Flat, Prior
-from .families import family_logp
+from .families import family_dist, family_logp, within_support
 from .priors import dirichlet_logit_logp, prior_dist
 
-__all__ = ["OrderedRows", "build_mixture_model", "coords_of", "joint_logp"]
+__all__ = ["MixtureData", "OrderedRows", "build_mixture_model", "coords_of", "joint_logp"]
 
 Tensor = Any
 
@@ -113,29 +114,100 @@ def coords_of(spec: MixtureSpec, design: MixtureDesign) -> dict[str, list[str]]:
     return coords
 
 
+@dataclass(frozen=True, slots=True)
+class MixtureData:
+    """What a mixture's log-density reads from the data: numpy arrays, or tensors standing for them.
+
+    ``responses[j]`` is ``(y_safe, inside)`` for class ``j``: the response with values outside
+    the family's support replaced by one inside, and the mask of where it was inside
+    (:func:`bayesmix.build.families.within_support`); a point mass has ``(None, y == value)``.
+    With the response as tensors (:meth:`symbolic`), one compiled function serves every
+    response of a design: the maximum-likelihood search compiles once for the bootstrap or
+    calibration data sets of a model, not once per data set. The design matrices stay
+    constants: as inputs they doubled the first (uncached) compile of numba's kernels for
+    a two-class normal mixture, 38.7 s against 18.2 s.
+    """
+
+    X: Any
+    W: Any
+    trials: Any
+    responses: tuple[tuple[Any, Any], ...]
+    has_coefs: bool
+
+    @classmethod
+    def of(cls, spec: MixtureSpec, design: MixtureDesign) -> MixtureData:
+        """The numpy data of ``design``."""
+        responses: list[tuple[np.ndarray | None, np.ndarray]] = []
+        for family in spec.families:
+            if isinstance(family, PointMass):
+                responses.append((None, np.asarray(design.y == family.value)))
+            else:
+                responses.append(within_support(family, design.y))
+        return cls(design.X, design.W, design.trials, tuple(responses), bool(design.coef_names))
+
+    def arrays(self) -> list[np.ndarray]:
+        """The arrays that :meth:`symbolic` makes inputs, in its order (all-True masks left out)."""
+        out = [] if self.trials is None else [self.trials]
+        for y, inside in self.responses:
+            out += ([] if y is None else [y]) + ([] if y is not None and inside.all() else [inside])
+        return out
+
+    def symbolic(self) -> tuple[MixtureData, list[Tensor]]:
+        """These data with a tensor for each array of :meth:`arrays`, and those tensors."""
+        inputs: list[Tensor] = []
+
+        def tensor(name: str, value: Any) -> Tensor:
+            if value is None:
+                return None
+            value = np.asarray(value)
+            var = pt.tensor(name, dtype=value.dtype, shape=value.shape)
+            inputs.append(var)
+            return var
+
+        X, W, trials = self.X, self.W, tensor("trials", self.trials)
+        # a mask that is True everywhere (the usual case) is left out of the graph
+        responses = tuple(
+            (tensor(f"y{j}", y), None if y is not None and inside.all() else tensor(f"inside{j}", inside))
+            for j, (y, inside) in enumerate(self.responses)
+        )
+        return MixtureData(X, W, trials, responses, self.has_coefs), inputs
+
+
 def joint_logp(
-    spec: MixtureSpec, design: MixtureDesign, beta: Tensor, aux: Mapping[str, Tensor], gamma: Tensor
+    spec: MixtureSpec,
+    design: MixtureDesign | MixtureData,
+    beta: Tensor,
+    aux: Mapping[str, Tensor],
+    gamma: Tensor,
 ) -> Tensor:
     """The ``n x k`` matrix of log class probability plus component log-density.
 
     ``beta`` is ``(components, coefs)``, ``aux[name]`` a vector over the classes having
-    that parameter, ``gamma`` ``(k - 1, class coefs)``.
+    that parameter, ``gamma`` ``(k - 1, class coefs)``. ``design`` may be the data as
+    tensors (:meth:`MixtureData.symbolic`).
     """
-    y, n = design.y, design.n_obs
+    data = MixtureData.of(spec, design) if isinstance(design, MixtureDesign) else design
+    symbolic = any(y is not None and not isinstance(y, np.ndarray) for y, _ in data.responses)
+    n = data.W.shape[0]
     if spec.k == 1:
         log_w = pt.zeros((n, 1))
     else:
-        logits = pt.concatenate([pt.zeros((n, 1)), pt.dot(design.W, gamma.T)], axis=1)
+        logits = pt.concatenate([pt.zeros((n, 1)), pt.dot(data.W, gamma.T)], axis=1)
         log_w = logits - pt.logsumexp(logits, axis=1, keepdims=True)
     columns = []
     for j, family in enumerate(spec.families):
+        y, inside = data.responses[j]
         if isinstance(family, PointMass):
-            columns.append(pt.as_tensor(np.where(y == family.value, 0.0, -np.inf)))
+            zero_or_not = pt.switch(inside, 0.0, -np.inf) if symbolic else np.where(inside, 0.0, -np.inf)
+            columns.append(pt.as_tensor(zero_or_not))
             continue
         row = spec.components.index(j)
-        eta = pt.dot(design.X, beta[row]) if design.coef_names else pt.zeros(n)
+        eta = pt.dot(data.X, beta[row]) if data.has_coefs else pt.zeros(n)
         params = {a: aux[a][spec.aux_classes(a).index(j)] for a in family.auxiliary}
-        columns.append(family_logp(family, eta, params, y, design.trials))
+        if inside is None or (not symbolic and inside.all()):
+            columns.append(pm.logp(family_dist(family, eta, params, data.trials), y))
+        else:
+            columns.append(family_logp(family, eta, params, y, data.trials, inside=inside))
     return log_w + pt.stack(columns, axis=1)
 
 

@@ -15,16 +15,20 @@ values, or holding fewer observations than it has coefficients) are refused.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytensor
 import pytensor.tensor as pt
+from pytensor.graph.basic import equal_computations
 from scipy import optimize
 
-from ..build.mixtures import joint_logp
+from ..build.mixtures import MixtureData, joint_logp
 from ..spec.families import LINKS, Family
 from ..spec.mixture import MixtureDesign, MixtureSpec, order_key, resolution
 from ..spec.priors import Uniform
@@ -93,6 +97,53 @@ class Layout:
         return mask
 
 
+#: compiled objectives kept per process (least recently used dropped first)
+CACHE_SIZE = 16
+_CACHE: OrderedDict[tuple[str, ...], list[tuple[list[Any], list[Any], _Shared]]] = OrderedDict()
+_LOCK = threading.Lock()
+
+
+class _Shared:
+    """A compiled function used by several objectives: one call at a time, outputs copied.
+
+    A PyTensor function keeps its outputs in storage that the next call overwrites, and is
+    not safe to call from two threads at once.
+    """
+
+    def __init__(self, function: Any) -> None:
+        self._function = function
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> list[FloatArray]:
+        with self._lock:
+            return [np.array(out, dtype=float) for out in self._function(*args)]
+
+
+def _compiled(outputs: list[Any], inputs: list[Any]) -> _Shared:
+    """``pytensor.function(inputs, outputs)``, or the one compiled earlier for an equal graph.
+
+    The response is an input (:class:`bayesmix.build.mixtures.MixtureData`), so every response
+    of one design (bootstrap and calibration data sets, refits) shares one compiled function:
+    for a two-class normal mixture of 60 rows, compiling took 3.5-4.5 s per data set before,
+    and the whole search from 10 starts takes 0.3 s once compiled.
+    """
+    key = tuple(str(v.type) for v in inputs)
+    with _LOCK:
+        for cached_outputs, cached_inputs, function in _CACHE.get(key, []):
+            if equal_computations(outputs, cached_outputs, in_xs=inputs, in_ys=cached_inputs):
+                _CACHE.move_to_end(key)
+                return function
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
+        function = _Shared(pytensor.function(inputs, outputs))
+    with _LOCK:
+        _CACHE.setdefault(key, []).append((outputs, inputs, function))
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return function
+
+
 class Objective:
     """Compiled log-likelihood, EM objective and responsibilities of one model, with their derivatives.
 
@@ -105,38 +156,35 @@ class Objective:
     def __init__(self, spec: MixtureSpec, design: MixtureDesign) -> None:
         self.layout = Layout.of(spec, design)
         self.unit = units(spec, design, self.layout)
+        data = MixtureData.of(spec, design)
+        self._data = data.arrays()
+        symbolic, inputs = data.symbolic()
         theta = pt.vector("theta", shape=(self.layout.size,))
         resp = pt.matrix("resp", shape=(design.n_obs, spec.k))
         beta, log_aux, gamma = self.layout.split(theta)
-        joint = joint_logp(spec, design, beta, {a: pt.exp(v) for a, v in log_aux.items()}, gamma)
+        joint = joint_logp(spec, symbolic, beta, {a: pt.exp(v) for a, v in log_aux.items()}, gamma)
         loglik = pt.sum(pt.logsumexp(joint, axis=1))
         # Expected complete-data log-likelihood; classes with zero responsibility add nothing
         # (their -inf point-mass entries would otherwise give 0 * -inf).
         q = pt.sum(pt.switch(pt.gt(resp, 0), resp * joint, 0.0))
         weights = pt.exp(joint - pt.logsumexp(joint, axis=1, keepdims=True))
         self._no_resp = np.zeros((design.n_obs, spec.k))
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
-            )
-            self._function = pytensor.function(
-                [theta, resp],
-                [loglik, pt.grad(loglik, theta), q, pt.grad(q, theta), weights],  # type: ignore[list-item]
-            )
+        outputs = [loglik, pt.grad(loglik, theta), q, pt.grad(q, theta), weights]
+        self._function = _compiled(outputs, [theta, resp, *inputs])
 
     def loglik(self, theta: FloatArray) -> tuple[float, FloatArray]:
         """Log-likelihood and its gradient."""
-        value, grad, *_ = self._function(theta, self._no_resp)
+        value, grad, *_ = self._function(theta, self._no_resp, *self._data)
         return float(value), np.asarray(grad)
 
     def q(self, theta: FloatArray, resp: FloatArray) -> tuple[float, FloatArray]:
         """EM objective and its gradient."""
-        _, _, value, grad, _ = self._function(theta, resp)
+        _, _, value, grad, _ = self._function(theta, resp, *self._data)
         return float(value), np.asarray(grad)
 
     def responsibilities(self, theta: FloatArray) -> FloatArray:
         """Posterior class probabilities per observation (n x k)."""
-        return np.asarray(self._function(theta, self._no_resp)[4])
+        return np.asarray(self._function(theta, self._no_resp, *self._data)[4])
 
     def hessian(self, theta: FloatArray) -> FloatArray:
         """Hessian of the log-likelihood: central differences of the exact gradient, symmetrized.

@@ -115,7 +115,7 @@ def save(fit: Fit | MixtureFit, path: str | os.PathLike[str]) -> Path:
         "bayesmix_record": json.dumps(record),
         "bayesmix_sampling": json.dumps(sampling),
     }
-    if isinstance(fit, MixtureFit):
+    if isinstance(fit, MixtureFit) and fit.ml is not None:
         attrs["bayesmix_ml"] = json.dumps(_ml_record(fit))
     nodes = {node.path: node.to_dataset(inherit=False) for node in fit.idata.subtree}
     root = nodes.pop("/", xr.Dataset())
@@ -189,6 +189,7 @@ def _ml_record(fit: MixtureFit) -> dict[str, Any]:
         }
 
     ml = fit.ml
+    assert ml is not None  # a fit without one stores no record
     # the search settings that produced it, when it is the model's remembered fit_ml() result
     search = next((list(key) for key, value in fit.model._ml.items() if value is ml), None)
     return {
@@ -318,7 +319,7 @@ def _rebuild(tree: xr.DataTree) -> Fit | MixtureFit:
     common = {"idata": idata, "settings": settings, "wall_time": float(sampling["wall_time"])}
     if kind == "Fit":
         return Fit(spec=model.spec, design=model.design, model=model, **common)  # type: ignore[arg-type]
-    ml = _restore_ml(model, _json(attrs, "bayesmix_ml"))
+    ml = _restore_ml(model, _json(attrs, "bayesmix_ml")) if "bayesmix_ml" in attrs else None
     starts = tuple(float(s) for s in sampling.get("starts", ()))
     return MixtureFit(spec=model.spec, design=model.design, model=model, ml=ml, starts=starts, **common)  # type: ignore[arg-type]
 

@@ -80,7 +80,7 @@ class MixtureFit(Sampled):
     settings: SampleSettings
     wall_time: float
     model: MixtureModel
-    ml: MixtureMLFit
+    ml: MixtureMLFit | None
     starts: tuple[float, ...] = ()
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, init=False)
 
@@ -227,6 +227,8 @@ class MixtureFit(Sampled):
         refused to go: a class whose SD collapses onto tied values, where the likelihood is
         unbounded, even when that SD has not yet fallen below the data's resolution.
         """
+        if self.ml is None:
+            return None
         means = self.log_likelihood().sum("obs").mean("draw").to_numpy()
         above = np.flatnonzero(means > self.ml.loglik + SPIKE_MARGIN)
         if not above.size:
@@ -353,6 +355,12 @@ class MixtureFit(Sampled):
         # The compare layer sits to the right of results: reached at call time only.
         from ..compare.table import beside
 
+        if self.ml is None:
+            raise ValueError(
+                "this fit has no maximum-likelihood counterpart: fit_ml() found no usable maximum when it "
+                "was sampled (init='prior'). Compare with model.fit_ml(n_starts=...) under more starts, "
+                "or with fewer classes"
+            )
         reference = f"maximum likelihood (log-likelihood {self.ml.loglik:.4f})"
         return beside(self.summary(prob), self.ml.table(prob), reference)
 
