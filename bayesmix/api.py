@@ -621,6 +621,7 @@ def compare_k(
     data: pd.DataFrame,
     *,
     fit_kwargs: Mapping[str, object] | None = None,
+    ml_kwargs: Mapping[str, object] | None = None,
     **model_kwargs: object,
 ) -> pd.DataFrame:
     """Fit the mixture for each number of classes and compare them (Stata's ``estat ic``, plus PSIS-LOO).
@@ -633,6 +634,9 @@ def compare_k(
         As for :func:`fmm`.
     fit_kwargs
         Keyword arguments of :meth:`MixtureModel.fit` (``draws``, ``random_seed``, ...).
+    ml_kwargs
+        Keyword arguments of :meth:`MixtureModel.fit_ml` (``n_starts``, ``random_seed``, ...):
+        the search whose maximum gives the ML columns and starts the chains.
     **model_kwargs
         Keyword arguments of :func:`fmm` (``family``, ``class_formula``, ...).
 
@@ -653,8 +657,8 @@ def compare_k(
     rows, loos = [], {}
     for k in values:
         model = fmm(k, formula, data, **model_kwargs)  # type: ignore[arg-type]
-        ml = model.fit_ml()
-        fit = model.fit(**(fit_kwargs or {}))  # type: ignore[arg-type]
+        ml = model.fit_ml(**(ml_kwargs or {}))  # type: ignore[arg-type]
+        fit = model.fit(ml=ml, **(fit_kwargs or {}))  # type: ignore[arg-type]
         loo = fit.loo()
         loos[str(k)] = loo
         high = int((np.asarray(loo.pareto_k) > loo.good_k).sum())

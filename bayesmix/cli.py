@@ -171,6 +171,8 @@ class UsageError(Exception):
 
 def _read_csv(path: str) -> pd.DataFrame:
     file = Path(path)
+    if file.is_dir():
+        raise UsageError(f"{path!r} is a directory, not a data file: give the path of a CSV file in it")
     if not file.is_file():
         raise UsageError(f"data file {path!r} not found: check the path (it is read from {Path.cwd()})")
     try:

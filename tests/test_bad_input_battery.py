@@ -502,6 +502,18 @@ CASES = [
         "REML is defined for the gaussian family",
     ),
     Case("fit-ml-reml-text", lambda c: c.model.fit_ml(reml="yes"), TypeError, "reml must be True, False"),
+    Case(
+        "fit-ml-no-grouping-factor",
+        lambda c: bx.hierarchical("y ~ x", c.df).fit_ml(),
+        ValueError,
+        r"needs at least one grouping factor.*add a random effect such as \(1 \| group\)",
+    ),
+    Case(
+        "fit-ml-glm-no-grouping-factor",
+        lambda c: bx.hierarchical("c ~ x", c.df, family="poisson").fit_ml(),
+        ValueError,
+        r"needs at least one grouping factor.*statsmodels.formula.api.glm",
+    ),
     Case("fmm-fit-init", lambda c: c.mixture.fit(init="kmeans"), ValueError, "init must be 'modes', 'ml'"),
     Case(
         "fmm-fit-start-window",
@@ -610,6 +622,9 @@ CASES = [
     ),
     # ----- the command line: exit status 2, one line on stderr -------------------------------------
     Case("cli-data-missing", lambda c: ["fit", "y ~ x", str(c.tmp / "absent.csv")], CLI, "not found"),
+    Case(
+        "cli-data-directory", lambda c: ["fit", "y ~ x", str(c.tmp)], CLI, "is a directory, not a data file"
+    ),
     Case(
         "cli-data-garbled",
         lambda c: ["fit", "y ~ x", str(c.file("garbled.csv", b'a,b\n1,2\n"open quote,3\n'))],

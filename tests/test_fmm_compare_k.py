@@ -58,3 +58,9 @@ def test_compare_k_rejects_bad_ks(two_classes: pd.DataFrame) -> None:
         bx.compare_k(0, "y ~ 1", two_classes)
     with pytest.raises(ValueError, match="ks must be a positive integer"):
         bx.compare_k([1, 2.5], "y ~ 1", two_classes)  # type: ignore[list-item]
+
+
+def test_compare_k_passes_the_search_settings_on(two_classes: pd.DataFrame) -> None:
+    """ml_kwargs reach fit_ml: a bad one stops the first k before anything is sampled."""
+    with pytest.raises(ValueError, match="n_starts must be a positive integer"):
+        bx.compare_k(2, "y ~ 1", two_classes, ml_kwargs={"n_starts": 0})

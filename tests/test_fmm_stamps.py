@@ -259,6 +259,7 @@ def test_bayes_normal_agrees_with_ml_and_stata(
     """
     fit = stamps_normal_fit
     diag = fit.diagnostics()
+    assert list(diag.table.index) == list(fit.summary().index)  # checked under the public names
     assert diag.max_rhat <= 1.01 and diag.min_ess_bulk >= 400 and diag.divergences == 0, str(diag)
     assert not fit.modes().multimodal, fit.modes().table
     assert diag.ok, diag.problems

@@ -38,7 +38,7 @@ import scipy.stats as st
 
 import bayesmix as bx
 from bayesmix.compare import meta, meta_tau2
-from bayesmix.compare.meta import BOUNDARY_NOTE, MetaFit, fit_meta
+from bayesmix.compare.meta import BOUNDARY_NOTE, MetaFit, fit_meta, fit_meta_design
 from bayesmix.compare.meta_tau2 import WLS
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -327,3 +327,8 @@ def test_compare_puts_the_meta_fit_beside_the_posterior() -> None:
     assert dl.loc["Intercept", "estimate"] == model.fit_ml(method="DL").table().loc["Intercept", "estimate"]
     with pytest.raises(ValueError, match="method='DL' chooses the meta-analysis estimator"):
         fit.compare("statsmodels", method="DL")
+    # prob= draws tau's Q-profile interval at that level too
+    narrow = fit.compare(prob=0.8)
+    ml80 = fit_meta_design(model.design, model.design.known_sd, method="REML", level=0.8).table()
+    assert narrow.loc["sd(Intercept|school)", "ci_upper"] == ml80.loc["sd(Intercept|school)", "ci_upper"]
+    assert narrow.loc["Intercept", "ci_upper"] < table.loc["Intercept", "ci_upper"]

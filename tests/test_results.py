@@ -50,6 +50,38 @@ def test_statsmodels_reference_agrees_with_own_reml(sleep_mixed_fit):
 
 
 @pytest.mark.slow
+def test_compare_draws_both_intervals_at_prob(sleep_mixed_fit):
+    """prob= sets the posterior interval and the frequentist one: 90% Wald intervals on each side."""
+    z90, z95 = 1.6448536269514722, 1.959963984540054  # norm.isf(0.05), norm.isf(0.025)
+    wide, narrow = sleep_mixed_fit.compare(prob=0.95), sleep_mixed_fit.compare(prob=0.9)
+    assert (narrow["upper"] - narrow["lower"] < wide["upper"] - wide["lower"]).all()
+    for table in (narrow, sleep_mixed_fit.compare("statsmodels", prob=0.9)):
+        half = (table.loc["Days", "ci_upper"] - table.loc["Days", "ci_lower"]) / 2
+        assert half == pytest.approx(z90 * table.loc["Days", "std_error"], rel=1e-12)
+    # a SD's interval is symmetric on the log scale, a correlation's on the atanh scale
+    for name, g in (("sd(Days|Subject)", np.log), ("corr(Intercept,Days|Subject)", np.arctanh)):
+        w95 = g(wide.loc[name, "ci_upper"]) - g(wide.loc[name, "ci_lower"])
+        w90 = g(narrow.loc[name, "ci_upper"]) - g(narrow.loc[name, "ci_lower"])
+        assert w90 / w95 == pytest.approx(z90 / z95, rel=1e-9)
+
+
+def test_wald_intervals_redraw_the_engines_own_95_percent_intervals(sleep):
+    """At 95% the general formula gives the REML and Laplace fits' stored intervals exactly."""
+    from bayesmix.compare.lmm_inference import wald_intervals
+
+    gaussian = bx.mixed("Reaction ~ Days + (Days | Subject)", sleep).fit_ml()
+    counts = sleep.assign(n=np.round(sleep["Reaction"] / 25).astype(int))
+    poisson = bx.hierarchical("n ~ Days + (1 | Subject)", counts, family="poisson").fit_ml()
+    for ml in (gaussian, poisson):
+        table = ml.result.table()
+        ci = wald_intervals(table["estimate"], table["std_error"], ml.result.fixed_names, 0.95)
+        np.testing.assert_allclose(ci["lower"], table["ci_lower"], rtol=1e-12)
+        np.testing.assert_allclose(ci["upper"], table["ci_upper"], rtol=1e-12)
+    with pytest.raises(ValueError, match="prob must lie strictly between 0 and 1"):
+        gaussian.table(1.5)
+
+
+@pytest.mark.slow
 def test_idata_has_levels_as_coordinates(sleep_mixed_fit, sleep):
     post = sleep_mixed_fit.idata["posterior"]
     assert list(post["re_Subject"].dims) == ["chain", "draw", "Subject", "Subject__term"]

@@ -87,9 +87,11 @@ class SBCResult:
 
     @property
     def problems(self) -> pd.DataFrame:
-        """The simulations whose fit failed, diverged, has R-hat above 1.01 or ESS below ``max_draws``.
+        """The simulations whose fit failed, diverged, or has R-hat above 1.01 or ESS below ``max_draws``.
 
-        A column ``problem`` says which; the others are those of :attr:`fits`.
+        Mixtures also list fits with "no ML start": their ML search found no usable maximum, so
+        their chains started from PyMC's default point. A column ``problem`` says which; the
+        others are those of :attr:`fits`.
         """
         fits = self.fits
         failed = fits["error"].notna()
@@ -98,6 +100,8 @@ class SBCResult:
             "divergences": fits["divergences"].fillna(0) > 0,
             f"R-hat > {RHAT_MAX}": fits["max_rhat"] > RHAT_MAX,
             "ESS < max_draws": fits["min_ess"] < self.settings.get("max_draws", 0),
+            # a mixture whose ML search found no usable maximum started from PyMC's default point
+            "no ML start": fits["init"].astype(str).str.startswith("prior (no maximum"),
         }
         words = [", ".join(name for name, flag in flags.items() if flag.loc[i]) for i in fits.index]
         out = fits.assign(problem=words)

@@ -210,7 +210,7 @@ def _run(
             n_workers=min(2, os.cpu_count() or 1),
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
         )
         client = Client(cluster)
     futures: list[Any] = []

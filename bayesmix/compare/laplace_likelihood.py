@@ -338,7 +338,11 @@ def _check_design(design: Design) -> None:
     """Raise ``ValueError`` for designs the Laplace engine cannot fit."""
     n, p = design.X.shape
     if not design.factors:
-        raise ValueError("the Laplace ML fit needs at least one grouping factor (this model has none)")
+        raise ValueError(
+            "the Laplace ML fit needs at least one grouping factor, and this model has none: add a random "
+            "effect such as (1 | group) to the formula, or compare the posterior with a GLM "
+            "(statsmodels.formula.api.glm on the same formula)"
+        )
     if n <= p:
         raise ValueError(f"need more observations than fixed effects, got n={n}, p={p}")
     if p and np.linalg.matrix_rank(design.X) < p:

@@ -146,7 +146,11 @@ class ProfiledDeviance:
         if np.linalg.matrix_rank(design.X) < p:
             raise ValueError(f"fixed-effect design {design.fixed_names} is rank deficient")
         if not design.factors:
-            raise ValueError("a linear mixed model needs at least one grouping factor")
+            raise ValueError(
+                "the (RE)ML fit of a linear mixed model needs at least one grouping factor, and this model "
+                "has none: add a random effect such as (1 | group) to the formula, or compare the posterior "
+                "with an ordinary regression (statsmodels.formula.api.ols on the same formula)"
+            )
         self.design = design
         self.reml = reml
         layouts: list[_Layout] = []

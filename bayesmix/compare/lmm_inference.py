@@ -18,7 +18,37 @@ import scipy.stats as st
 
 from bayesmix.compare.lmm_deviance import ProfiledDeviance, relative_templates
 
-__all__ = ["variance_inference", "wald_table"]
+__all__ = ["variance_inference", "wald_intervals", "wald_table"]
+
+
+def wald_intervals(
+    estimates: pd.Series, std_errors: pd.Series, fixed_names: tuple[str, ...], prob: float
+) -> pd.DataFrame:
+    """Wald intervals at ``prob`` for every parameter, on the scale its intervals are drawn on.
+
+    ``g^{-1}(g(estimate) +/- z se_g)`` with ``se_g = g'(estimate) se``: ``g`` the identity for
+    the coefficients (``fixed_names``), ``atanh`` for correlations (``corr(...)``) and ``log``
+    for every other parameter (SDs, ``sigma`` and the families' other auxiliaries, all
+    positive): the intervals of :func:`variance_inference` and of the Laplace fit, at any
+    level. A parameter without a standard error gets none.
+    """
+    if not 0.0 < prob < 1.0:
+        raise ValueError(f"prob must lie strictly between 0 and 1, got {prob!r}")
+    z = st.norm.isf((1.0 - prob) / 2.0)
+    est, se = estimates.to_numpy(dtype=float), std_errors.to_numpy(dtype=float)
+    names = [str(n) for n in estimates.index]
+    fixed = np.isin(names, list(fixed_names))
+    corr = np.array([n.startswith("corr(") for n in names]) & ~fixed
+    lower, upper = est - z * se, est + z * se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        positive = ~fixed & ~corr
+        half = z * se / est
+        lower = np.where(positive, est * np.exp(-half), lower)
+        upper = np.where(positive, est * np.exp(half), upper)
+        centre, half = np.arctanh(est), z * se / (1.0 - est**2)
+        lower = np.where(corr, np.tanh(centre - half), lower)
+        upper = np.where(corr, np.tanh(centre + half), upper)
+    return pd.DataFrame({"lower": lower, "upper": upper}, index=estimates.index)
 
 
 def wald_table(

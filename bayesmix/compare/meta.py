@@ -397,7 +397,7 @@ def meta_method(reml: bool | None, method: str | None) -> str:
     return "ML" if reml is False else "REML"
 
 
-def fit_meta_design(design: Design, known_sd: FloatArray, *, method: str) -> MetaFit:
+def fit_meta_design(design: Design, known_sd: FloatArray, *, method: str, level: float = 0.95) -> MetaFit:
     """:func:`fit_meta` on a model's design: one row per study, ``(1 | study)`` its random intercept."""
     factors = design.factors
     if len(factors) != 1 or factors[0].terms != ("Intercept",):
@@ -414,4 +414,6 @@ def fit_meta_design(design: Design, known_sd: FloatArray, *, method: str) -> Met
             f"the random-effects meta-analysis needs one row per level of {factor.name!r}; "
             f"levels with other counts: {repeated[:5]}"
         )
-    return fit_meta(design.y, known_sd, design.X, design.fixed_names, method=method, group=factor.name)
+    return fit_meta(
+        design.y, known_sd, design.X, design.fixed_names, method=method, group=factor.name, level=level
+    )

@@ -15,6 +15,7 @@ from ..spec.families import Family, get_family
 from ..spec.terms import Design
 from .laplace import LaplaceResult, fit_laplace
 from .lmm import LMMResult, fit_lmm
+from .lmm_inference import wald_intervals
 from .meta import MetaFit, fit_meta_design, meta_method
 
 __all__ = ["MLFit", "fit_ml"]
@@ -81,9 +82,18 @@ class MLFit:
         """Standard errors (observed information for variance parameters; NaN on a boundary)."""
         return self.result.std_errors
 
-    def table(self) -> pd.DataFrame:
-        """Estimate, std. error, z, p and 95% CI per parameter."""
-        return self.result.table()
+    def table(self, prob: float = 0.95) -> pd.DataFrame:
+        """Estimate, std. error, z, p and Wald interval at ``prob`` (default 95%) per parameter.
+
+        Intervals are symmetric on the scale the parameter is estimated on: coefficients as
+        they are, SDs and other positive parameters on the log scale, correlations on the
+        atanh scale (:func:`~bayesmix.compare.lmm_inference.wald_intervals`).
+        """
+        table = self.result.table()
+        if prob != 0.95:
+            ci = wald_intervals(table["estimate"], table["std_error"], self.result.fixed_names, prob)
+            table["ci_lower"], table["ci_upper"] = ci["lower"], ci["upper"]
+        return table
 
     def random_effects(self) -> pd.DataFrame:
         """Conditional modes (BLUPs) and conditional SDs, rows ``(factor, level, term)``."""

@@ -13,14 +13,14 @@ from ..spec.terms import Design
 __all__ = ["fit_statsmodels"]
 
 
-def fit_statsmodels(design: Design, *, reml: bool = True) -> pd.DataFrame:
+def fit_statsmodels(design: Design, *, reml: bool = True, prob: float = 0.95) -> pd.DataFrame:
     """Fit the same model with statsmodels MixedLM; estimates and SEs under bayesmix's names.
 
     One grouping factor: ``MixedLM(y, X, groups, exog_re=Z)``, with a free covariance for
     the correlated block and zero correlations otherwise. Several grouping factors without
     correlations (crossed or nested): one all-rows group with a variance component per
     (factor, term). Standard errors are given for fixed effects only (statsmodels reports
-    the others on its own scale).
+    the others on its own scale), so only they get Wald intervals, at ``prob``.
     """
     import statsmodels.api as sm
     from statsmodels.regression.mixed_linear_model import MixedLMParams, VCSpec
@@ -72,7 +72,7 @@ def fit_statsmodels(design: Design, *, reml: bool = True) -> pd.DataFrame:
     se = np.full(len(names), np.nan)
     se[:p] = np.asarray(res.bse_fe)
     est = np.asarray(values, dtype=float)
-    z = stats.norm.isf(0.025)
+    z = stats.norm.isf((1.0 - prob) / 2.0)
     return pd.DataFrame(
         {
             "estimate": est,

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .mlfit import fit_ml
+from .meta import fit_meta_design, meta_method
+from .mlfit import MLFit, fit_ml
 from .statsmodels_ref import fit_statsmodels
 
 if TYPE_CHECKING:
@@ -38,9 +39,17 @@ def side_by_side(
         raise ValueError(f"unknown reference {reference!r}; choose one of {', '.join(REFERENCES)}")
     if method is not None and reference != "ml":
         raise ValueError(f"method={method!r} chooses the meta-analysis estimator of reference='ml'")
+    summary = fit.summary(prob=prob)  # checks prob
     if reference == "ml":
+        if fit.design.known_sd is not None:
+            # the meta-analysis' tau interval is a Q-profile one: drawn at the level asked for
+            meta = fit_meta_design(
+                fit.design, fit.design.known_sd, method=meta_method(reml, method), level=prob
+            )
+            return beside(summary, meta.table(), f"ml ({meta.method})")
         ml = fit_ml(fit.design, reml=reml, family=fit.spec.family_def, method=method)
-        return beside(fit.summary(prob=prob), ml.table(), f"ml ({ml.method})")
+        assert isinstance(ml, MLFit)
+        return beside(summary, ml.table(prob), f"ml ({ml.method})")
     if fit.design.known_sd is not None:
         raise ValueError(
             "statsmodels' MixedLM has no known standard errors (y | se(s) ~ ...): use reference='ml' "
@@ -52,8 +61,8 @@ def side_by_side(
             f"{fit.spec.family!r}: use reference='ml' (maximum likelihood by the Laplace approximation)"
         )
     use_reml = True if reml is None else reml
-    freq = fit_statsmodels(fit.design, reml=use_reml)
-    return beside(fit.summary(prob=prob), freq, f"statsmodels ({'REML' if use_reml else 'ML'})")
+    freq = fit_statsmodels(fit.design, reml=use_reml, prob=prob)
+    return beside(summary, freq, f"statsmodels ({'REML' if use_reml else 'ML'})")
 
 
 def beside(summary: pd.DataFrame, freq: pd.DataFrame, reference: str) -> pd.DataFrame:

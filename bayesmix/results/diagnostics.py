@@ -150,9 +150,15 @@ def _labels(name: str, da: xr.DataArray) -> list[str]:
     ]
 
 
-def diagnose(idata: xr.DataTree, extra: tuple[str, ...] = ()) -> Diagnostics:
-    """Compute :class:`Diagnostics` from a fit's DataTree."""
-    posterior = idata["posterior"].to_dataset()
+def diagnose(
+    idata: xr.DataTree, extra: tuple[str, ...] = (), posterior: xr.Dataset | None = None
+) -> Diagnostics:
+    """Compute :class:`Diagnostics` from a fit's DataTree.
+
+    ``posterior`` replaces the DataTree's posterior group for the per-parameter checks (a
+    mixture passes its draws under public names, ``Intercept[2]`` rather than ``beta[2,Intercept]``).
+    """
+    posterior = idata["posterior"].to_dataset() if posterior is None else posterior
     keep = [v for v in posterior.data_vars if not str(v).startswith("chol_corr_")]
     with np.errstate(invalid="ignore", divide="ignore"):
         # a correlation matrix's unit diagonal has zero variance: its R-hat is 0/0

@@ -185,7 +185,8 @@ class MixtureFit(Sampled):
                 self._empty_problem(),
             )
             extra = tuple(p for p in found if p)
-            self._cache["diagnostics"] = diagnose(self.idata, extra=extra)
+            # per-parameter checks under the public names (the draws hold every sampled parameter)
+            self._cache["diagnostics"] = diagnose(self.idata, extra=extra, posterior=self.draws())
         return self._cache["diagnostics"]
 
     def _collapse_problem(self) -> str | None:
