@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +34,49 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import equal_computations
 from pytensor.graph.traversal import graph_inputs
 
-__all__ = ["CACHE_SIZE", "Compiled", "clear_cache", "compile_model"]
+__all__ = ["CACHE_SIZE", "Compiled", "GraphCache", "clear_cache", "compile_model"]
 
 #: compiled models kept per process (least recently used dropped first)
 CACHE_SIZE = 16
 
-_LOCK = threading.Lock()
+
+class GraphCache[T]:
+    """Values kept per computation graph: an equal graph finds the value stored for another.
+
+    Two graphs are equal when :func:`~pytensor.graph.basic.equal_computations` says so once
+    their inputs are paired in order; ``key`` (any hashable summary of the graph, such as
+    its inputs' types) narrows the comparisons. At most ``size`` keys are kept, the least
+    recently used dropped first. Safe to use from several threads.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[Hashable, list[tuple[list[Any], list[Any], T]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, outputs: list[Any], inputs: list[Any]) -> T | None:
+        """The value stored for a graph equal to ``outputs`` of ``inputs``, or None."""
+        with self._lock:
+            for cached_outputs, cached_inputs, value in self._entries.get(key, []):
+                if len(cached_inputs) == len(inputs) and equal_computations(
+                    outputs, cached_outputs, in_xs=inputs, in_ys=cached_inputs
+                ):
+                    self._entries.move_to_end(key)
+                    return value
+        return None
+
+    def put(self, key: Hashable, outputs: list[Any], inputs: list[Any], value: T) -> None:
+        """Store ``value`` for the graph ``outputs`` of ``inputs``."""
+        with self._lock:
+            self._entries.setdefault(key, []).append((outputs, inputs, value))
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every value."""
+        with self._lock:
+            self._entries.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,20 +89,12 @@ class Compiled:
     reused: bool
 
 
-@dataclass(slots=True)
-class _Entry:
-    outputs: list[Any]
-    inputs: list[Any]
-    compiled: Any
-
-
-_CACHE: OrderedDict[tuple[Any, ...], list[_Entry]] = OrderedDict()
+_CACHE: GraphCache[Any] = GraphCache(CACHE_SIZE)
 
 
 def clear_cache() -> None:
     """Forget every compiled model (the next fit of each structure compiles again)."""
-    with _LOCK:
-        _CACHE.clear()
+    _CACHE.clear()
 
 
 def _structure(model: pm.Model) -> tuple[tuple[Any, ...], list[Any], list[Any], dict[str, np.ndarray]]:
@@ -83,17 +113,6 @@ def _structure(model: pm.Model) -> tuple[tuple[Any, ...], list[Any], list[Any], 
         tuple((name, tuple(map(str, values))) for name, values in model.coords.items()),
     )
     return key, outputs, [*model.value_vars, *shared], data
-
-
-def _lookup(key: tuple[Any, ...], outputs: list[Any], inputs: list[Any]) -> Any:
-    """The cached compiled model of this structure, or None (caller holds the lock)."""
-    for entry in _CACHE.get(key, []):
-        if len(entry.inputs) == len(inputs) and equal_computations(
-            outputs, entry.outputs, in_xs=inputs, in_ys=entry.inputs
-        ):
-            _CACHE.move_to_end(key)
-            return entry.compiled
-    return None
 
 
 def _data_names(compiled: Any) -> set[str]:
@@ -128,8 +147,7 @@ def compile_model(
     reuse = reuse and initial_point is None
     key = ("numba", *structure)
     if reuse and backend in ("numba", "auto"):
-        with _LOCK:
-            cached = _lookup(key, outputs, inputs)
+        cached = _CACHE.get(key, outputs, inputs)
         if cached is not None:
             start = time.perf_counter()
             known = _data_names(cached)
@@ -147,9 +165,5 @@ def compile_model(
     compiled = nutpie.compile_pymc_model(model, **options)
     elapsed = time.perf_counter() - start
     if reuse:
-        with _LOCK:
-            _CACHE.setdefault(key, []).append(_Entry(outputs, inputs, compiled))
-            _CACHE.move_to_end(key)
-            while len(_CACHE) > CACHE_SIZE:
-                _CACHE.popitem(last=False)
+        _CACHE.put(key, outputs, inputs, compiled)
     return Compiled(compiled, backend, elapsed, reused=False)

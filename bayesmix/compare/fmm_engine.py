@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +24,10 @@ import numpy as np
 import numpy.typing as npt
 import pytensor
 import pytensor.tensor as pt
-from pytensor.graph.basic import equal_computations
 from scipy import optimize
 
 from ..build.mixtures import MixtureData, joint_logp
+from ..compiled import GraphCache
 from ..spec.families import LINKS, Family
 from ..spec.mixture import MixtureDesign, MixtureSpec, order_key, resolution
 from ..spec.priors import Uniform
@@ -97,12 +96,6 @@ class Layout:
         return mask
 
 
-#: compiled objectives kept per process (least recently used dropped first)
-CACHE_SIZE = 16
-_CACHE: OrderedDict[tuple[str, ...], list[tuple[list[Any], list[Any], _Shared]]] = OrderedDict()
-_LOCK = threading.Lock()
-
-
 class _Shared:
     """A compiled function used by several objectives: one call at a time, outputs copied.
 
@@ -119,6 +112,10 @@ class _Shared:
             return [np.array(out, dtype=float) for out in self._function(*args)]
 
 
+#: compiled objectives kept per process (least recently used dropped first)
+_OBJECTIVES: GraphCache[_Shared] = GraphCache(16)
+
+
 def _compiled(outputs: list[Any], inputs: list[Any]) -> _Shared:
     """``pytensor.function(inputs, outputs)``, or the one compiled earlier for an equal graph.
 
@@ -128,19 +125,14 @@ def _compiled(outputs: list[Any], inputs: list[Any]) -> _Shared:
     and the whole search from 10 starts takes 0.3 s once compiled.
     """
     key = tuple(str(v.type) for v in inputs)
-    with _LOCK:
-        for cached_outputs, cached_inputs, function in _CACHE.get(key, []):
-            if equal_computations(outputs, cached_outputs, in_xs=inputs, in_ys=cached_inputs):
-                _CACHE.move_to_end(key)
-                return function
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
-        function = _Shared(pytensor.function(inputs, outputs))
-    with _LOCK:
-        _CACHE.setdefault(key, []).append((outputs, inputs, function))
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
+    function = _OBJECTIVES.get(key, outputs, inputs)
+    if function is None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
+            )
+            function = _Shared(pytensor.function(inputs, outputs))
+        _OBJECTIVES.put(key, outputs, inputs, function)
     return function
 
 
