@@ -120,7 +120,8 @@ class MixtureData:
 
     ``responses[j]`` is ``(y_safe, inside)`` for class ``j``: the response with values outside
     the family's support replaced by one inside, and the mask of where it was inside
-    (:func:`bayesmix.build.families.within_support`); a point mass has ``(None, y == value)``.
+    (:func:`bayesmix.build.families.within_support`), None when it is inside everywhere (the
+    usual case, which needs no mask in the graph); a point mass has ``(None, y == value)``.
     With the response as tensors (:meth:`symbolic`), one compiled function serves every
     response of a design: the maximum-likelihood search compiles once for the bootstrap or
     calibration data sets of a model, not once per data set. The design matrices stay
@@ -137,20 +138,19 @@ class MixtureData:
     @classmethod
     def of(cls, spec: MixtureSpec, design: MixtureDesign) -> MixtureData:
         """The numpy data of ``design``."""
-        responses: list[tuple[np.ndarray | None, np.ndarray]] = []
+        responses: list[tuple[np.ndarray | None, np.ndarray | None]] = []
         for family in spec.families:
             if isinstance(family, PointMass):
                 responses.append((None, np.asarray(design.y == family.value)))
             else:
-                responses.append(within_support(family, design.y))
+                y_safe, inside = within_support(family, design.y)
+                responses.append((y_safe, None if inside.all() else inside))
         return cls(design.X, design.W, design.trials, tuple(responses), bool(design.coef_names))
 
     def arrays(self) -> list[np.ndarray]:
-        """The arrays that :meth:`symbolic` makes inputs, in its order (all-True masks left out)."""
+        """The arrays that :meth:`symbolic` makes inputs, in its order."""
         out = [] if self.trials is None else [self.trials]
-        for y, inside in self.responses:
-            out += ([] if y is None else [y]) + ([] if y is not None and inside.all() else [inside])
-        return out
+        return out + [a for pair in self.responses for a in pair if a is not None]
 
     def symbolic(self) -> tuple[MixtureData, list[Tensor]]:
         """These data with a tensor for each array of :meth:`arrays`, and those tensors."""
@@ -164,13 +164,11 @@ class MixtureData:
             inputs.append(var)
             return var
 
-        X, W, trials = self.X, self.W, tensor("trials", self.trials)
-        # a mask that is True everywhere (the usual case) is left out of the graph
+        trials = tensor("trials", self.trials)
         responses = tuple(
-            (tensor(f"y{j}", y), None if y is not None and inside.all() else tensor(f"inside{j}", inside))
-            for j, (y, inside) in enumerate(self.responses)
+            (tensor(f"y{j}", y), tensor(f"inside{j}", inside)) for j, (y, inside) in enumerate(self.responses)
         )
-        return MixtureData(X, W, trials, responses, self.has_coefs), inputs
+        return MixtureData(self.X, self.W, trials, responses, self.has_coefs), inputs
 
 
 def joint_logp(
@@ -187,7 +185,6 @@ def joint_logp(
     tensors (:meth:`MixtureData.symbolic`).
     """
     data = MixtureData.of(spec, design) if isinstance(design, MixtureDesign) else design
-    symbolic = any(y is not None and not isinstance(y, np.ndarray) for y, _ in data.responses)
     n = data.W.shape[0]
     if spec.k == 1:
         log_w = pt.zeros((n, 1))
@@ -198,13 +195,15 @@ def joint_logp(
     for j, family in enumerate(spec.families):
         y, inside = data.responses[j]
         if isinstance(family, PointMass):
-            zero_or_not = pt.switch(inside, 0.0, -np.inf) if symbolic else np.where(inside, 0.0, -np.inf)
-            columns.append(pt.as_tensor(zero_or_not))
+            if isinstance(inside, np.ndarray):
+                columns.append(pt.as_tensor(np.where(inside, 0.0, -np.inf)))
+            else:
+                columns.append(pt.switch(inside, 0.0, -np.inf))
             continue
         row = spec.components.index(j)
         eta = pt.dot(data.X, beta[row]) if data.has_coefs else pt.zeros(n)
         params = {a: aux[a][spec.aux_classes(a).index(j)] for a in family.auxiliary}
-        if inside is None or (not symbolic and inside.all()):
+        if inside is None:
             columns.append(pm.logp(family_dist(family, eta, params, data.trials), y))
         else:
             columns.append(family_logp(family, eta, params, y, data.trials, inside=inside))
