@@ -31,9 +31,12 @@ class MLFit:
         The full engine output: :class:`~bayesmix.compare.lmm.LMMResult` (Gaussian, exact
         REML or ML) or :class:`~bayesmix.compare.laplace.LaplaceResult` (other families, ML
         by the Laplace approximation).
+    level
+        Confidence level of :meth:`table`'s intervals unless it is given another.
     """
 
     result: LMMResult | LaplaceResult
+    level: float = 0.95
 
     @property
     def method(self) -> str:
@@ -82,14 +85,15 @@ class MLFit:
         """Standard errors (observed information for variance parameters; NaN on a boundary)."""
         return self.result.std_errors
 
-    def table(self, prob: float = 0.95) -> pd.DataFrame:
-        """Estimate, std. error, z, p and Wald interval at ``prob`` (default 95%) per parameter.
+    def table(self, prob: float | None = None) -> pd.DataFrame:
+        """Estimate, std. error, z, p and Wald interval at ``prob`` (default :attr:`level`) per parameter.
 
         Intervals are symmetric on the scale the parameter is estimated on: coefficients as
         they are, SDs and other positive parameters on the log scale, correlations on the
         atanh scale (:func:`~bayesmix.compare.lmm_inference.wald_intervals`).
         """
-        table = self.result.table()
+        table = self.result.table()  # intervals at 95%
+        prob = self.level if prob is None else prob
         if prob != 0.95:
             ci = wald_intervals(table["estimate"], table["std_error"], self.result.fixed_names, prob)
             table["ci_lower"], table["ci_upper"] = ci["lower"], ci["upper"]
@@ -240,7 +244,12 @@ def _left_text(frame: pd.DataFrame) -> str:
 
 
 def fit_ml(
-    design: Design, *, reml: bool | None = None, family: Family | None = None, method: str | None = None
+    design: Design,
+    *,
+    reml: bool | None = None,
+    family: Family | None = None,
+    method: str | None = None,
+    level: float = 0.95,
 ) -> MLFit | MetaFit:
     """Fit the mixed model by REML or ML: exactly for the Gaussian family, by Laplace otherwise.
 
@@ -262,6 +271,9 @@ def fit_ml(
     method
         Meta-analysis models only: ``"REML"``, ``"ML"`` or ``"DL"`` (DerSimonian-Laird);
         ``reml=True``/``False`` is the same as ``"REML"``/``"ML"``.
+    level
+        Confidence level of the result's table: Wald intervals (:meth:`MLFit.table`), and for a
+        meta-analysis the Q-profile interval of tau as well.
 
     Returns
     -------
@@ -269,7 +281,7 @@ def fit_ml(
         :class:`~bayesmix.compare.meta.MetaFit` for a model with known standard errors.
     """
     if design.known_sd is not None:
-        return fit_meta_design(design, design.known_sd, method=meta_method(reml, method))
+        return fit_meta_design(design, design.known_sd, method=meta_method(reml, method), level=level)
     if method is not None:
         raise ValueError(
             f"method={method!r} chooses the tau^2 estimator of a meta-analysis (a model with known "
@@ -280,18 +292,18 @@ def fit_ml(
     if family is None or family.name == "gaussian":
         known = [f.name for f in design.factors if f.covariance is not None]
         if not known:
-            return MLFit(fit_lmm(design, reml=True if reml is None else reml))
+            return MLFit(fit_lmm(design, reml=True if reml is None else reml), level)
         if reml:
             raise ValueError(
                 f"REML with a known covariance of the levels of {known} is not available; the ML fit "
                 "(reml=False, the default for such models) is exact for the gaussian family"
             )
         # The Laplace approximation is exact for a Gaussian likelihood: this is the ML fit.
-        return MLFit(fit_laplace(design, family if family is not None else get_family("gaussian")))
+        return MLFit(fit_laplace(design, family if family is not None else get_family("gaussian")), level)
     if reml:
         raise ValueError(
             f"REML is defined for the gaussian family (the linear mixed model) only; this model's family "
             f"is {family.name!r}: pass reml=False (or leave reml unset) for the maximum-likelihood fit "
             "by the Laplace approximation"
         )
-    return MLFit(fit_laplace(design, family))
+    return MLFit(fit_laplace(design, family), level)

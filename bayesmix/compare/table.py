@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .meta import fit_meta_design, meta_method
-from .mlfit import MLFit, fit_ml
+from .mlfit import fit_ml
 from .statsmodels_ref import fit_statsmodels
 
 if TYPE_CHECKING:
@@ -41,15 +40,8 @@ def side_by_side(
         raise ValueError(f"method={method!r} chooses the meta-analysis estimator of reference='ml'")
     summary = fit.summary(prob=prob)  # checks prob
     if reference == "ml":
-        if fit.design.known_sd is not None:
-            # the meta-analysis' tau interval is a Q-profile one: drawn at the level asked for
-            meta = fit_meta_design(
-                fit.design, fit.design.known_sd, method=meta_method(reml, method), level=prob
-            )
-            return beside(summary, meta.table(), f"ml ({meta.method})")
-        ml = fit_ml(fit.design, reml=reml, family=fit.spec.family_def, method=method)
-        assert isinstance(ml, MLFit)
-        return beside(summary, ml.table(prob), f"ml ({ml.method})")
+        ml = fit_ml(fit.design, reml=reml, family=fit.spec.family_def, method=method, level=prob)
+        return beside(summary, ml.table(), f"ml ({ml.method})")
     if fit.design.known_sd is not None:
         raise ValueError(
             "statsmodels' MixedLM has no known standard errors (y | se(s) ~ ...): use reference='ml' "
