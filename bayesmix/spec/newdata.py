@@ -118,15 +118,12 @@ def _new_known_sd(parsed: ParsedFormula, data: pd.DataFrame, env: Environment) -
     _, problems = missing_values(data, sorted(columns))
     if problems:
         raise ValueError(f"missing or non-finite known SDs (se(...)) in the new data: {'; '.join(problems)}")
-    filled = data.assign(**{c: 0.0 for c in set(response.var_names) - columns - {""}})
-    matrix = DesignMatrices(Model(response=response), filled, env).response.design_matrix
-    sd = np.asarray(matrix, dtype=float)[:, 1]
+    sd = _response_argument(parsed, data, columns, env)
     bad = ~(np.isfinite(sd) & (sd > 0))
     if bad.any():
-        first = ", ".join(repr(v) for v in data.index[bad][:5].tolist())
         raise ValueError(
             f"the known SDs (se(...)) of the new data must be finite and > 0, but {int(bad.sum())} rows "
-            f"are not (first labels {first})"
+            f"are not (first labels {_first_labels(data.index, bad)})"
         )
     return sd
 
@@ -184,18 +181,34 @@ def _new_trials(
     parsed: ParsedFormula, data: pd.DataFrame, columns: tuple[str, ...], env: Environment
 ) -> np.ndarray:
     """Binomial trials of new rows; the successes (not needed) are read as 0 when absent."""
-    response = parsed.description.response
-    filled = data.assign(**{c: 0.0 for c in set(response.var_names) - set(columns) - {""}})
-    matrix = DesignMatrices(Model(response=response), filled, env).response.design_matrix
-    trials = np.asarray(matrix, dtype=float)[:, 1]
+    trials = _response_argument(parsed, data, set(columns), env)
     bad = ~(np.isfinite(trials) & (trials >= 1) & (trials == np.round(trials)))
     if bad.any():
-        first = ", ".join(repr(v) for v in data.index[bad][:5].tolist())
         raise ValueError(
             f"the binomial trials of the new data must be integers >= 1, but {int(bad.sum())} rows are "
-            f"not (first labels {first})"
+            f"not (first labels {_first_labels(data.index, bad)})"
         )
     return trials
+
+
+def _response_argument(
+    parsed: ParsedFormula, data: pd.DataFrame, columns: set[str], env: Environment
+) -> np.ndarray:
+    """The second column of the response's matrix on new rows (binomial trials, or a known SD).
+
+    That is the trials of ``trials(s, n)`` or ``cbind(s, f)`` and the SD of ``se(y, s)``.
+    Response columns outside ``columns`` (the response itself, which new data need not
+    have) are read as 0.
+    """
+    response = parsed.description.response
+    filled = data.assign(**{c: 0.0 for c in set(response.var_names) - columns - {""}})
+    matrix = DesignMatrices(Model(response=response), filled, env).response.design_matrix
+    return np.asarray(matrix, dtype=float)[:, 1]
+
+
+def _first_labels(index: pd.Index, bad: np.ndarray) -> str:
+    """The labels of the first five flagged rows, for an error message."""
+    return ", ".join(repr(v) for v in index[bad][:5].tolist())
 
 
 def _new_factors(
@@ -270,8 +283,8 @@ def _check_new_values(design: Design, index: pd.Index) -> None:
             continue
         bad = ~np.isfinite(array).reshape(len(index), -1).all(axis=1)
         if bad.any():
-            first = ", ".join(repr(v) for v in index[bad][:5].tolist())
             raise ValueError(
                 f"non-finite values in {what} for {int(bad.sum())} rows of the new data after evaluating "
-                f"the formula (first labels {first}), e.g. log(0); every row needs finite values"
+                f"the formula (first labels {_first_labels(index, bad)}), e.g. log(0); every row needs "
+                "finite values"
             )
