@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..results.diagnostics import RHAT_MAX
 from .ranks import ecdf_p_value, null_size
+from .tasks import NO_ML_START
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -101,7 +102,7 @@ class SBCResult:
             f"R-hat > {RHAT_MAX}": fits["max_rhat"] > RHAT_MAX,
             "ESS < max_draws": fits["min_ess"] < self.settings.get("max_draws", 0),
             # a mixture whose ML search found no usable maximum started from PyMC's default point
-            "no ML start": fits["init"].astype(str).str.startswith("prior (no maximum"),
+            "no ML start": fits["init"].astype(str).str.startswith(NO_ML_START),
         }
         words = [", ".join(name for name, flag in flags.items() if flag.loc[i]) for i in fits.index]
         out = fits.assign(problem=words)

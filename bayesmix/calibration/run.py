@@ -88,8 +88,8 @@ def sbc(
     ml_kwargs
         Mixtures: arguments of ``fit_ml`` for the maximum-likelihood starts of each fit
         (``n_starts``, ...). A data set on which the search finds no usable maximum (every
-        maximum degenerate) is tried again from the prior's start (``fits["init"]`` says so);
-        as ``MixtureModel.fit`` runs the search even then, such a fit fails and is reported.
+        maximum degenerate) is fitted from PyMC's default start instead (``init="prior"``;
+        ``fits["init"]`` says so and :attr:`SBCResult.problems` lists it as "no ML start").
     simulate_from
         A model of the same data and parameters whose prior draws the truths and data
         (default ``model``). A different prior here shows what miscalibration looks like.

@@ -25,7 +25,10 @@ from ..api import MixtureModel
 from .ranks import rank_of, thinned_size
 from .simulate import Model, Recipe, random_effect_name
 
-__all__ = ["Job", "Settings", "fit_one"]
+__all__ = ["NO_ML_START", "Job", "Settings", "fit_one"]
+
+#: how ``init`` begins for a mixture fit started from PyMC's default point for want of an ML start
+NO_ML_START = "prior (no maximum-likelihood start"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,7 +118,7 @@ def _fit(model: Model, job: Job, settings: Settings) -> tuple[Any, str]:
         # no usable maximum (all degenerate, or none strictly ordered): start where PyMC starts
         kwargs["init"] = "prior"
         reason = str(err).split(".")[0]
-        return model.fit(**kwargs), f"prior (no maximum-likelihood start: {reason})"
+        return model.fit(**kwargs), f"{NO_ML_START}: {reason})"
 
 
 def _draws(fit: Any, random_effects: bool) -> xr.Dataset:
